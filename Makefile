@@ -1,0 +1,55 @@
+# The two commands: `make demo` and `make test`. Both create .venv with Python 3.11 when it is missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint bench-solomon bench-storm bench-redispatch bench-scale bench-intake bench-quality \
+	bench-fanout bench-sync clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gridcrew demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench-solomon: $(STAMP)
+	$(BIN)/python bench/solomon.py --solver all --time-limit 10
+
+bench-storm: $(STAMP)
+	$(BIN)/python bench/storm.py --seed 1
+
+bench-redispatch: $(STAMP)
+	$(BIN)/python bench/redispatch.py
+
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
+
+bench-intake: $(STAMP)
+	$(BIN)/python bench/intake.py
+
+bench-quality: $(STAMP)
+	$(BIN)/python bench/quality.py
+
+bench-fanout: $(STAMP)
+	$(BIN)/python bench/fanout.py
+
+bench-sync: $(STAMP)
+	$(BIN)/python bench/sync.py --devices 1000 --duration 60
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

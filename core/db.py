@@ -1,0 +1,116 @@
+"""The database engine, sessions and migrations: SQLite by default, PostgreSQL via DATABASE_URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+from alembic import command
+from core.settings import PROJECT_ROOT, get_settings
+
+_engines: dict[tuple[str, str | None], Engine] = {}
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual `postgres://` spellings and use psycopg 3 for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, schema: str | None = None, lock_timeout_s: int | None = None,
+                application_name: str = "gridcrew") -> Engine:
+    """A new engine; `schema` confines a PostgreSQL engine to one schema (each test run has its own).
+
+    `lock_timeout_s` makes a PostgreSQL statement that waits longer than that for a lock fail instead of waiting
+    for ever (the tests set it, so a stuck connection fails a test rather than hanging the suite)."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        options = [f"-csearch_path={schema}"] if schema else []
+        if lock_timeout_s:
+            options.append(f"-clock_timeout={lock_timeout_s}s")
+        connect_args: dict[str, Any] = {} if "application_name" in parsed.query else {"application_name":
+                                                                                       application_name}
+        if options:
+            connect_args["options"] = " ".join(options)
+        kwargs["connect_args"] = connect_args
+    engine = create_engine(url, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; synchronous=FULL keeps every commit durable.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine for DATABASE_URL."""
+    url = get_settings().database_url
+    key = (url, None)
+    if key not in _engines:
+        _engines[key] = make_engine(url)
+    return _engines[key]
+
+
+def set_engine(engine: Engine) -> None:
+    """Make `engine` the process-wide engine (tests and the CLI point the app at their own database)."""
+    _engines[(get_settings().database_url, None)] = engine
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with Session(engine or get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config() -> Config:
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    return config
+
+
+def migrate(engine: Engine | None = None, revision: str = "heads") -> None:
+    """Bring the database to `revision` (every head) with Alembic: the only way any database gets its tables."""
+    engine = engine or get_engine()
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def drop_schema(admin: Engine, schema: str) -> None:
+    """Drop a test schema, first ending any connection that a stray thread or process left open (tests and
+    benches name their connections after their schema), so the drop can't wait on a lock for ever."""
+    with admin.begin() as connection:
+        connection.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = :name AND pid <> pg_backend_pid()"), {"name": schema})
+        connection.execute(text("SET LOCAL lock_timeout = '60s'"))
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
