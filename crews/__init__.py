@@ -1,0 +1,1 @@
+"""Field crews, their skills and shifts, and the mobile generators they tow."""
