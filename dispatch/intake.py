@@ -1,0 +1,200 @@
+"""Intake: every report, from any channel, becomes one validated, located, triaged ticket with deadlines."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from core.clock import utcnow
+from core.errors import ErrorCode, Problems
+from dispatch.enums import AreaType, Channel, Priority, TicketKind, TicketStatus
+from dispatch.models import Ticket
+from dispatch.rules import ServiceRules
+from dispatch.tickets import record_event
+from dispatch.triage import infer_priority, infer_skills
+from geo.areas import RegionConfig, branch_for, classify_area
+from geo.geocoding import critical_site_kinds, locate
+from geo.points import validate_lat_lng
+
+log = logging.getLogger(__name__)
+
+MAX_SUMMARY = 500
+MAX_DESCRIPTION = 10_000
+MAX_ADDRESS = 500
+MAX_CUSTOMERS = 10_000_000
+SKILL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+# Digits with optional +, spaces, dashes and brackets; 5 to 15 digits (E.164 at most 15).
+PHONE_PATTERN = re.compile(r"^\+?[0-9 ()\-]{5,24}$")
+
+
+@dataclass
+class NewTicket:
+    kind: str
+    channel: str
+    summary: str
+    description: str | None = None
+    address: str | None = None
+    lat: float | None = None
+    lng: float | None = None
+    priority: str | None = None
+    required_skills: list[str] | None = None
+    needs_generator: bool | None = None
+    critical_load_kw: float | None = None
+    customers_affected: int | None = None
+    account_number: str | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    preferred_channels: list[str] | None = None
+    client_request_id: str | None = None
+    reported_at: datetime | None = None
+    region: str = "default"
+
+
+@dataclass
+class IntakeContext:
+    """What intake needs besides the database: the rules, the region and a geocoder."""
+
+    rules: ServiceRules
+    region: RegionConfig
+    geocoder: object
+    unlocated_area: AreaType = AreaType.URBAN  # strictest deadline when we do not know where it is
+
+
+@dataclass
+class IntakeResult:
+    ticket: Ticket
+    created: bool  # False when the clientRequestId had been seen: the earlier ticket is returned
+    warnings: list[str] = field(default_factory=list)
+
+
+def normalise_phone(phone: str) -> str:
+    return re.sub(r"[^0-9+]", "", phone)
+
+
+def validate(report: NewTicket) -> None:
+    problems = Problems()
+    _enum(problems, "kind", report.kind, TicketKind)
+    _enum(problems, "channel", report.channel, Channel)
+    if report.priority is not None:
+        _enum(problems, "priority", report.priority, Priority)
+    for value in report.preferred_channels or []:
+        _enum(problems, "preferredChannels", value, Channel)
+    summary = (report.summary or "").strip()
+    if not summary:
+        problems.add("summary", "summary is required: say in a few words what is wrong", ErrorCode.REQUIRED)
+    elif len(summary) > MAX_SUMMARY:
+        problems.add("summary", f"summary may be at most {MAX_SUMMARY} characters (put details in description)")
+    if report.description and len(report.description) > MAX_DESCRIPTION:
+        problems.add("description", f"description may be at most {MAX_DESCRIPTION} characters")
+    if report.address and len(report.address) > MAX_ADDRESS:
+        problems.add("address", f"address may be at most {MAX_ADDRESS} characters")
+    if (report.lat is None) != (report.lng is None):
+        problems.add("location", "give both lat and lng")
+    elif report.lat is not None and report.lng is not None:
+        for message in validate_lat_lng(report.lat, report.lng):
+            problems.add("location", message)
+    if report.customers_affected is not None and not 0 <= report.customers_affected <= MAX_CUSTOMERS:
+        problems.add("customersAffected", "customersAffected must be between 0 and 10 000 000")
+    if report.critical_load_kw is not None and (
+        not math.isfinite(report.critical_load_kw) or report.critical_load_kw <= 0 or report.critical_load_kw > 1e5
+    ):
+        problems.add("criticalLoadKw", "criticalLoadKw must be a positive number of kW (at most 100 000)")
+    for skill in report.required_skills or []:
+        if not SKILL_PATTERN.match(skill):
+            problems.add("requiredSkills", f"'{skill[:40]}' is not a skill tag (lower case, digits, _)")
+    if report.contact_phone is not None and (
+        not PHONE_PATTERN.match(report.contact_phone)
+        or not 5 <= len(re.sub(r"\D", "", report.contact_phone)) <= 15
+    ):
+        problems.add("contactPhone", "contactPhone must be a phone number: 5 to 15 digits, optional +")
+    if report.contact_name and len(report.contact_name) > 200:
+        problems.add("contactName", "contactName may be at most 200 characters")
+    if report.account_number and len(report.account_number) > 64:
+        problems.add("accountNumber", "accountNumber may be at most 64 characters")
+    if report.client_request_id is not None and not 1 <= len(report.client_request_id) <= 200:
+        problems.add("clientRequestId", "clientRequestId must have 1 to 200 characters")
+    problems.raise_if_any()
+
+
+def _enum(problems: Problems, name: str, value: str, enum: type) -> None:
+    if value not in enum.__members__:
+        allowed = ", ".join(enum.__members__)
+        problems.add(name, f"'{str(value)[:40]}' is not a {enum.__name__}; use one of {allowed}")
+
+
+def find_by_request_id(session: Session, client_request_id: str) -> Ticket | None:
+    return session.exec(select(Ticket).where(Ticket.client_request_id == client_request_id)).first()
+
+
+def create_ticket(session: Session, context: IntakeContext, report: NewTicket, source: str) -> IntakeResult:
+    """Validate, locate, triage and store a report; commits before returning (the write is durable).
+
+    The same `client_request_id` always returns the first ticket, also when two retries race: the unique
+    index decides and the loser reads the winner's ticket. (Trying the insert first saves the first attempt,
+    the common case, a look-up.)
+    """
+    validate(report)
+
+    warnings: list[str] = []
+    lat, lng, site_kind, place = report.lat, report.lng, None, None
+    if lat is None and report.address:
+        found = locate(context.geocoder, report.address)
+        if found is None:
+            warnings.append(f"address not found by the geocoder: '{report.address[:100]}'; location unknown")
+        else:
+            lat, lng, site_kind, place = found.lat, found.lng, found.kind, found.name
+    elif lat is None:
+        warnings.append("no address and no location given; location unknown")
+
+    area = AreaType(classify_area(context.region, lat, lng)) if lat is not None and lng is not None \
+        else context.unlocated_area
+    kind = TicketKind(report.kind)
+    text = " ".join(filter(None, [report.summary, report.description, report.address]))
+    customers = report.customers_affected if report.customers_affected is not None else 1
+    critical_site = f"{site_kind}: {place}" if site_kind in critical_site_kinds() else None
+    triage = infer_priority(context.rules, kind, text, customers, critical_site, bool(report.needs_generator))
+    priority = Priority(report.priority) if report.priority else triage.priority
+    reported_at = report.reported_at or utcnow()
+    respond_by, resolve_by = context.rules.deadlines(kind, priority, area, reported_at)
+    skills = sorted(set(report.required_skills)) if report.required_skills is not None \
+        else infer_skills(context.rules, kind, text)
+    phone = normalise_phone(report.contact_phone) if report.contact_phone else None
+
+    ticket = Ticket(
+        kind=kind.value, channel=report.channel, priority=priority.value, status=TicketStatus.NEW.value,
+        summary=report.summary.strip(), description=report.description, address=report.address,
+        lat=lat, lng=lng, area_type=area.value,
+        branch=branch_for(context.region, lat, lng) if lat is not None and lng is not None else None,
+        region=report.region, required_skills=skills, needs_generator=bool(report.needs_generator),
+        critical_load_kw=report.critical_load_kw, customers_affected=customers,
+        account_number=report.account_number, contact_name=report.contact_name, contact_phone=phone,
+        phone_last4=phone[-4:] if phone else None,
+        preferred_channels=list(dict.fromkeys(report.preferred_channels or [report.channel])),
+        client_request_id=report.client_request_id, created_at=reported_at, updated_at=reported_at,
+        respond_by=respond_by, resolve_by=resolve_by,
+    )
+    try:
+        session.add(ticket)
+        session.flush()  # the id, for the events; a repeated clientRequestId fails here on its unique index
+        why = "given" if report.priority else f"inferred: {triage.reason}"
+        record_event(session, ticket, source, note=f"reported via {report.channel}; priority {priority} ({why})",
+                     at=reported_at)
+        for warning in warnings:
+            record_event(session, ticket, "system", note=warning, kind="WARNING", at=reported_at)
+        from customers.incidents import process_report  # customer link, duplicates, incidents (issue 7)
+
+        process_report(session, ticket)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if report.client_request_id and (existing := find_by_request_id(session, report.client_request_id)):
+            return IntakeResult(existing, created=False)
+        raise
+    log.info("ticket created", extra={"ticket": ticket.number, "kind": kind.value, "priority": priority.value})
+    return IntakeResult(ticket, created=True, warnings=warnings)

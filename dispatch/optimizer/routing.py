@@ -1,0 +1,306 @@
+"""OR-Tools routing model of the dispatch problem: crews as vehicles, tickets as optional visits."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ortools.constraint_solver import pywrapcp, routing_enums_pb2
+
+from dispatch.optimizer.core import Problem, Visit, sanitize_routes, ticket_key
+
+FSS = routing_enums_pb2.FirstSolutionStrategy
+LSM = routing_enums_pb2.LocalSearchMetaheuristic
+
+# Portfolio of (first-solution strategy, metaheuristic) run in parallel processes, best objective wins.
+PORTFOLIO: tuple[tuple[str, str], ...] = (
+    ("PARALLEL_CHEAPEST_INSERTION", "GUIDED_LOCAL_SEARCH"),
+    ("LOCAL_CHEAPEST_INSERTION", "GUIDED_LOCAL_SEARCH"),
+    ("SAVINGS", "GUIDED_LOCAL_SEARCH"),
+)
+
+
+@dataclass
+class RoutingModel:
+    """The OR-Tools objects of one dispatch problem and how routing nodes map to visits."""
+
+    problem: Problem
+    manager: pywrapcp.RoutingIndexManager
+    routing: pywrapcp.RoutingModel
+    node_visit: list[Visit | None]  # per routing node (None for crew start/end nodes)
+    visit_node: dict[Visit, int]
+
+
+def allow_vehicles(routing: pywrapcp.RoutingModel, idx: int, vehicles: list[int]) -> None:
+    """Restrict an optional visit to some vehicles (skills, towing).
+
+    ``RoutingModel.SetAllowedVehiclesForIndex`` is the intended API, but its Python binding in OR-Tools 9.15
+    rejects every list (``absl::Span<int const>`` SWIG typemap), so the vehicle variable's domain is
+    restricted directly; ``-1`` keeps the visit droppable. The routing filters read this domain too.
+    """
+    if len(vehicles) < routing.vehicles():
+        routing.VehicleVar(idx).SetValues([-1, *vehicles])
+
+
+def build_model(p: Problem) -> RoutingModel:
+    """Build the routing model; tickets in ``p.unserviceable`` are left out (they get their reason)."""
+    s = p.settings
+    C = len(p.crews)
+    visits: list[Visit] = []
+    points: list[int] = []
+    service: list[int] = []
+    # nodes 0..C-1: starts, C..2C-1: ends, then visits
+    for c in range(C):
+        points.append(p.crew_point(c))
+        service.append(0)
+    for c in range(C):
+        points.append(p.end_point(c))
+        service.append(0)
+    node_visit: list[Visit | None] = [None] * (2 * C)
+    for t in p.tickets:
+        if t.id in p.unserviceable:
+            continue
+        visits.append(ticket_key(t.id))
+    for tid, gids in p.gen_options.items():
+        for gid in gids:
+            visits.append(f"P:{gid}:{tid}")
+            visits.append(f"D:{gid}:{tid}")
+    if not p.tow_crews:
+        visits = [v for v in visits if v[0] == "T"]
+    for v in visits:
+        pt, svc = p.visit_point_service(v)
+        points.append(pt)
+        service.append(svc)
+        node_visit.append(v)
+    visit_node = {v: i for i, v in enumerate(node_visit) if v is not None}
+    n = len(points)
+    pts = np.asarray(points)
+    travel = p.minutes[np.ix_(pts, pts)].astype(np.int64)
+    for c in range(C):
+        if not p.crews[c].end_at_home:
+            travel[:, C + c] = 0  # "end anywhere": a dummy end reached for free
+    travel[:, :C] = 0  # nothing travels into a start node; keep values small
+    transit = travel + np.asarray(service, dtype=np.int64)[:, None]
+
+    manager = pywrapcp.RoutingIndexManager(n, C, list(range(C)), list(range(C, 2 * C)))
+    routing = pywrapcp.RoutingModel(manager)
+    arc_cb = (
+        routing.RegisterTransitMatrix((travel * int(round(s.travel_weight))).tolist())
+        if s.travel_weight
+        else None
+    )
+    if arc_cb is not None:
+        routing.SetArcCostEvaluatorOfAllVehicles(arc_cb)
+    time_cb = routing.RegisterTransitMatrix(transit.tolist())
+    horizon = int(max(p.hard_end + [1]) + 1)
+    # Zero slack: jobs have no earliest start, so a crew never waits and cumuls are fully determined by
+    # the route. That lets a second identical dimension carry a second soft bound on the same arrival
+    # (lateness on "Time", customer-minutes on "Clock"), since a cumul has only one soft upper bound.
+    routing.AddDimension(time_cb, 0, horizon, False, "Time")
+    routing.AddDimension(time_cb, 0, horizon, False, "Clock")
+    tdim = routing.GetDimensionOrDie("Time")
+    cdim = routing.GetDimensionOrDie("Clock")
+    for c, crew in enumerate(p.crews):
+        ready = p.crew_ready(c)
+        for dim in (tdim, cdim):
+            dim.CumulVar(routing.Start(c)).SetValue(ready)
+        tdim.CumulVar(routing.End(c)).SetMax(max(p.hard_end[c], ready + int(travel[c, C + c])))
+        if s.overtime_cost > 0:
+            tdim.SetCumulVarSoftUpperBound(routing.End(c), crew.shift_end, p.overtime_coef())
+
+    solver = routing.solver()
+    if p.tow_crews:
+        tow_delta = [0] * n
+        for v, i in visit_node.items():
+            tow_delta[i] = 1 if v[0] == "P" else -1 if v[0] == "D" else 0
+        tow_cb = routing.RegisterUnaryTransitVector(tow_delta)
+        routing.AddDimensionWithVehicleCapacity(
+            tow_cb, 0, [1 if c in p.tow_crews else 0 for c in range(C)], True, "Tow"
+        )
+
+    fixed_nodes: set[int] = set()
+    for c, ids in enumerate(p.fixed):
+        prev = routing.Start(c)
+        for tid in ids:
+            idx = manager.NodeToIndex(visit_node[ticket_key(tid)])
+            routing.VehicleVar(idx).SetValues([c])
+            solver.Add(routing.NextVar(prev) == idx)  # hard: fixed prefix, in this order
+            fixed_nodes.add(idx)
+            prev = idx
+
+    for v, node in visit_node.items():
+        idx = manager.NodeToIndex(node)
+        kind = v[0]
+        if kind == "T":
+            t = p.tickets[p.ticket_index[v[2:]]]
+            if idx not in fixed_nodes:
+                allow_vehicles(routing, idx, p.qualified[p.ticket_index[t.id]])
+                routing.AddDisjunction([idx], p.drop_penalty(t))
+            if t.respond_by is not None:
+                tdim.SetCumulVarSoftUpperBound(idx, max(0, t.respond_by), p.late_coef(t))
+            if p.cm_coef(t) > 0:
+                cdim.SetCumulVarSoftUpperBound(idx, 0, p.cm_coef(t))
+        else:
+            allow_vehicles(routing, idx, p.tow_crews)
+            if kind == "D":
+                tid = v.split(":", 2)[2]
+                t = p.tickets[p.ticket_index[tid]]
+                if p.gen_time_coef(t) > 0:
+                    cdim.SetCumulVarSoftUpperBound(idx, 0, p.gen_time_coef(t))
+    # generator alternatives: per generator at most one pick-up; per site at most one hook-up
+    by_gen: dict[str, list[int]] = {}
+    by_site: dict[str, list[int]] = {}
+    for v, node in visit_node.items():
+        if v[0] == "P":
+            _, gid, tid = v.split(":", 2)
+            by_gen.setdefault(gid, []).append(manager.NodeToIndex(node))
+            d = manager.NodeToIndex(visit_node[f"D:{gid}:{tid}"])
+            pidx = manager.NodeToIndex(node)
+            routing.AddPickupAndDelivery(pidx, d)
+            # AddPickupAndDelivery already keeps pick-up and hook-up on one crew, pick-up first
+        elif v[0] == "D":
+            by_site.setdefault(v.split(":", 2)[2], []).append(manager.NodeToIndex(node))
+    for idxs in by_gen.values():
+        routing.AddDisjunction(idxs, 0, 1)
+    for idxs in by_site.values():
+        routing.AddDisjunction(idxs, int(round(s.generator_value)), 1)
+    return RoutingModel(p, manager, routing, node_visit, visit_node)
+
+
+def search_parameters(first: str, meta: str, time_limit_s: float) -> Any:
+    params = pywrapcp.DefaultRoutingSearchParameters()
+    params.first_solution_strategy = getattr(FSS, first)
+    params.local_search_metaheuristic = getattr(LSM, meta)
+    params.time_limit.FromMilliseconds(max(50, int(time_limit_s * 1000)))
+    return params
+
+
+def _extract(m: RoutingModel, sol: Any) -> dict[str, list[Visit]]:
+    routes: dict[str, list[Visit]] = {}
+    for c, crew in enumerate(m.problem.crews):
+        idx = sol.Value(m.routing.NextVar(m.routing.Start(c)))
+        keys: list[Visit] = []
+        while not m.routing.IsEnd(idx):
+            v = m.node_visit[m.manager.IndexToNode(idx)]
+            if v is not None:
+                keys.append(v)
+            idx = sol.Value(m.routing.NextVar(idx))
+        routes[crew.id] = keys
+    return routes
+
+
+def warm_routes(m: RoutingModel, initial: dict[str, list[Visit]]) -> list[list[int]]:
+    """Initial routes as lists of routing *variable indices* (what ``ReadAssignmentFromRoutes`` expects,
+    not node numbers); see :func:`sanitize_routes` for how earlier routes are cleaned."""
+    clean = sanitize_routes(m.problem, initial, set(m.visit_node))
+    return [
+        [m.manager.NodeToIndex(m.visit_node[k]) for k in clean.get(crew.id, [])] for crew in m.problem.crews
+    ]
+
+
+def solve_model(
+    p: Problem,
+    first: str,
+    meta: str,
+    time_limit_s: float,
+    initial: dict[str, list[Visit]] | None = None,
+) -> tuple[dict[str, list[Visit]] | None, dict[str, Any]]:
+    """Build and solve one model; returns routes per crew id (None if no solution) and search stats."""
+    t0 = time.perf_counter()
+    m = build_model(p)
+    build_s = time.perf_counter() - t0
+    params = search_parameters(first, meta, max(0.05, time_limit_s - build_s))
+    info: dict[str, Any] = {"strategy": f"{first}+{meta}", "build_seconds": round(build_s, 3), "warm": False}
+    sol = None
+    if initial:
+        # Warm start (OR-Tools issues 1841/4273): ReadAssignmentFromRoutes closes the model, and a model
+        # closed with default parameters silently ignores our metaheuristic/time limit. So close it with
+        # *our* parameters first. On a warm start the first-solution strategy never applies (the given
+        # routes are the first solution); metaheuristic, operators and limits do.
+        m.routing.CloseModelWithParameters(params)
+        start = m.routing.ReadAssignmentFromRoutes(warm_routes(m, initial), True)
+        if start is not None:
+            info["warm"] = True
+            sol = m.routing.SolveFromAssignmentWithParameters(start, params)
+        else:
+            info["warm_failed"] = True
+    if sol is None:
+        sol = m.routing.SolveWithParameters(params)
+    info["status"] = int(m.routing.status())
+    info["solver_objective"] = sol.ObjectiveValue() if sol is not None else None
+    routes = _extract(m, sol) if sol is not None else None
+    if initial and not info["warm"]:
+        # the start could not be read back (should not happen): never return worse than it
+        clean = sanitize_routes(p, initial, set(m.visit_node))
+        if routes is None or p.objective(clean) < p.objective(routes):
+            routes, info["kept_start"] = clean, True
+    return routes, info
+
+
+def _worker(args: tuple[Problem, str, str, float, dict[str, list[Visit]] | None]) -> Any:
+    return solve_model(*args)
+
+
+def constructed_starts(p: Problem) -> list[dict[str, list[Visit]]]:
+    """Starting solutions, best first: cheapest insertion, greedy, urgency rule (each completed by
+    insertion)."""
+    from dispatch.optimizer.greedy import greedy_routes, urgency_routes
+    from dispatch.optimizer.insertion import construct, repair
+
+    out = []
+    for make in (construct, greedy_routes, urgency_routes):
+        r = make(p)
+        repair(p, r)
+        out.append(r)
+    out.sort(key=p.objective)
+    return out
+
+
+def portfolio_solve(
+    p: Problem,
+    time_limit_s: float,
+    workers: int,
+    initial: dict[str, list[Visit]] | None = None,
+    pool: ProcessPoolExecutor | None = None,
+    construct: bool = True,
+) -> tuple[dict[str, list[Visit]] | None, dict[str, Any]]:
+    """Solve with ``workers`` strategies in parallel (processes); keep the lowest recomputed objective.
+
+    Every worker starts from a constructed solution, because on overloaded storm days OR-Tools' own
+    first-solution heuristics (arc-cost driven) start far from good plans and its local search does not
+    recover within seconds. Candidates: ``initial`` (warm start, always worker 0), cost-aware cheapest
+    insertion, the dispatcher's greedy plan and an urgency dispatch rule (each completed by insertion);
+    workers take them best-first by our objective; any worker left over starts cold. With
+    ``construct=False`` only ``initial`` is searched (one worker), e.g. to polish merged cluster plans.
+    """
+    t0 = time.perf_counter()
+    built_starts = constructed_starts(p) if construct or initial is None else []
+    starts: list[dict[str, list[Visit]] | None] = [initial] if initial is not None else []
+    starts += built_starts
+    starts = starts[: max(1, workers)]
+    if not construct:
+        workers = len(starts)
+    starts += [None] * max(0, workers - len(starts))
+    built = time.perf_counter() - t0
+    # keep back time for the pool start and the final repair pass (about half a construction)
+    left = max(0.1, time_limit_s - built - 0.5 * built - (0.3 if workers > 1 else 0.0))
+    jobs = [(p, first, meta, left, starts[k]) for k, (first, meta) in enumerate(PORTFOLIO[: max(1, workers)])]
+    if len(jobs) == 1:
+        results = [solve_model(*jobs[0])]
+    elif pool is not None:
+        results = list(pool.map(_worker, jobs))
+    else:
+        with ProcessPoolExecutor(max_workers=len(jobs)) as ex:
+            results = list(ex.map(_worker, jobs))
+    best: tuple[dict[str, list[Visit]] | None, dict[str, Any]] = (None, {"runs": []})
+    best_obj: float | None = None
+    runs = []
+    for routes, info in results:
+        obj = p.objective(routes) if routes is not None else None
+        runs.append({**info, "objective": obj})
+        if routes is not None and (best_obj is None or obj < best_obj):  # type: ignore[operator]
+            best, best_obj = (routes, info), obj
+    return best[0], {"runs": runs, "winner": best[1].get("strategy")}
