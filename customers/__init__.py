@@ -1,0 +1,1 @@
+"""What customers see and say: public ticket tracking without personal data, and feedback."""

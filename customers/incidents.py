@@ -1,0 +1,187 @@
+"""Trouble-call analysis at intake: link the report to its customer, join a repeat report to the open ticket
+of the same customer or site (`duplicateOf`), and group fault reports into incidents by network prediction
+(or by distance and time where the network is unknown)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from customers.config import CustomerSettings, get_customer_settings
+from customers.directory import find_customer, load_network
+from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
+from customers.prediction import Call, Thresholds, outage_of, predict_outages
+from dispatch.enums import OPEN_STATUSES, PRIORITY_ORDER, Priority, TicketKind, TicketStatus
+from dispatch.models import Assignment, Incident, Ticket
+from dispatch.rules import load_rules
+from geo.points import haversine_km
+
+log = logging.getLogger(__name__)
+FIELD = (TicketKind.FAULT_REPAIR.value, TicketKind.EMERGENCY.value)
+OPEN = [s.value for s in OPEN_STATUSES]
+
+
+def thresholds(settings: CustomerSettings) -> Thresholds:
+    return Thresholds(transformer_min_calls=settings.transformer_min_calls,
+                      upstream_min_children=settings.upstream_min_children, radius_km=settings.incident_radius_km,
+                      window=timedelta(minutes=settings.incident_window_minutes))
+
+
+def process_report(session: Session, ticket: Ticket, settings: CustomerSettings | None = None) -> Ticket | None:
+    """Run at intake on a new, flushed ticket (same transaction). Returns the ticket it joined, if any."""
+    settings = settings or get_customer_settings()
+    customer = find_customer(session, ticket.account_number, ticket.contact_phone)
+    if customer is not None and ticket.id is not None:  # a new ticket: no link yet
+        session.add(TicketCustomer(ticket_id=ticket.id, customer_id=customer.id or 0))
+    if ticket.kind not in FIELD:
+        return None
+    original = find_duplicate(session, ticket, customer, settings)
+    if original is not None:
+        mark_duplicate(session, ticket, original)
+        return original
+    if ticket.kind == TicketKind.FAULT_REPAIR:
+        return group_into_incident(session, ticket, customer, settings)
+    return None
+
+
+def find_duplicate(session: Session, ticket: Ticket, customer: Customer | None,
+                   settings: CustomerSettings) -> Ticket | None:
+    """An open field ticket of the same kind by the same customer (account or phone) or at the same site."""
+    since = ticket.created_at - timedelta(hours=settings.duplicate_window_hours)
+    who = []
+    if ticket.account_number:
+        who.append(col(Ticket.account_number) == ticket.account_number)
+    if ticket.contact_phone:
+        who.append(col(Ticket.contact_phone) == ticket.contact_phone)
+    if customer is not None:
+        who.append(col(Ticket.id).in_(select(TicketCustomer.ticket_id).where(
+            TicketCustomer.customer_id == customer.id)))
+    if ticket.lat is not None and ticket.lng is not None:
+        box = settings.duplicate_site_m / 111_000 * 2
+        who.append((col(Ticket.lat).between(ticket.lat - box, ticket.lat + box))
+                   & (col(Ticket.lng).between(ticket.lng - box * 1.5, ticket.lng + box * 1.5)))
+    if not who:
+        return None
+    candidates = list(session.exec(select(Ticket).where(
+        Ticket.id != ticket.id, Ticket.kind == ticket.kind, Ticket.region == ticket.region,
+        col(Ticket.status).in_(OPEN), col(Ticket.duplicate_of_id).is_(None), col(Ticket.created_at) >= since,
+        or_(*who)).order_by(col(Ticket.id))))
+    mine = set(session.exec(select(TicketCustomer.ticket_id).where(
+        TicketCustomer.customer_id == customer.id,
+        col(TicketCustomer.ticket_id).in_([c.id for c in candidates])))) if customer is not None and candidates \
+        else set()
+    for candidate in candidates:
+        same_person = (ticket.account_number and candidate.account_number == ticket.account_number) or \
+            (ticket.contact_phone and candidate.contact_phone == ticket.contact_phone)
+        same_site = ticket.lat is not None and candidate.lat is not None and haversine_km(
+            ticket.lat, ticket.lng, candidate.lat, candidate.lng) * 1000 <= settings.duplicate_site_m
+        if same_person or same_site or candidate.id in mine:
+            return candidate
+    return None
+
+
+def mark_duplicate(session: Session, ticket: Ticket, original: Ticket) -> None:
+    from dispatch.tickets import record_event
+
+    ticket.duplicate_of_id = original.id
+    ticket.incident_id = original.incident_id
+    session.add(ticket)
+    record_event(session, ticket, "system", kind="DUPLICATE",
+                 note=f"joined {original.number}: same customer or site; not dispatched again")
+    record_event(session, original, "system", kind="NOTE", note=f"repeat report {ticket.number} joined this ticket")
+
+
+def group_into_incident(session: Session, ticket: Ticket, customer: Customer | None,
+                        settings: CustomerSettings) -> Ticket | None:
+    """Predict outages over the open fault reports of the window; the new report's outage becomes (or joins)
+    an incident. With a network prediction, reports not yet dispatched join the incident's lead ticket."""
+    window = timedelta(minutes=settings.incident_window_minutes)
+    feeder = customer.feeder if customer is not None else None
+    if customer is not None and customer.transformer and feeder is None:
+        device = session.get(NetworkDevice, customer.transformer)
+        feeder = device.feeder if device is not None else None
+    query = select(Ticket).where(
+        Ticket.kind == TicketKind.FAULT_REPAIR.value, Ticket.region == ticket.region, col(Ticket.status).in_(OPEN),
+        col(Ticket.duplicate_of_id).is_(None), col(Ticket.created_at) >= ticket.created_at - window,
+        col(Ticket.created_at) <= ticket.created_at + window)
+    if feeder is None:
+        if ticket.lat is None or ticket.lng is None:
+            return None
+        box = settings.incident_radius_km / 111.0 * 4  # a few radii: single linkage may chain
+        query = query.where(col(Ticket.lat).between(ticket.lat - box, ticket.lat + box),
+                            col(Ticket.lng).between(ticket.lng - box * 1.2, ticket.lng + box * 1.2))
+    members = list(session.exec(query))
+    links = {link.ticket_id: link.customer_id for link in session.exec(
+        select(TicketCustomer).where(col(TicketCustomer.ticket_id).in_([t.id for t in members])))}
+    customers = {c.id: c for c in session.exec(select(Customer).where(col(Customer.id).in_(list(links.values()))))}
+    calls = []
+    for t in members:
+        who = customers.get(links.get(t.id or 0))
+        if feeder is not None and (who is None or (who.feeder and who.feeder != feeder)):
+            continue  # another feeder's call (or unknown): not this network's business
+        calls.append(Call(id=t.id or 0, lat=t.lat, lng=t.lng, at=t.created_at,
+                          customer=who.account_number if who else (t.account_number or t.contact_phone),
+                          transformer=who.transformer if who else None))
+    network = load_network(session, feeder) if feeder is not None else None
+    outage = outage_of(predict_outages(calls, network, thresholds(settings)), ticket.id or 0)
+    if outage is None or len(outage.call_ids) < 2:
+        return None
+    grouped = [t for t in members if (t.id or 0) in set(outage.call_ids)]
+    open_incidents = sorted({t.incident_id for t in grouped if t.incident_id is not None})
+    incident = None
+    for incident_id in open_incidents:
+        found = session.get(Incident, incident_id)
+        if found is not None and found.status != "RESTORED":
+            incident = found
+            break
+    if incident is None:
+        incident = Incident(created_at=ticket.created_at)
+        session.add(incident)
+        session.flush()
+    scope = session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)
+    assigned = {a.ticket_id for a in session.exec(select(Assignment).where(
+        col(Assignment.active).is_(True), col(Assignment.ticket_id).in_([t.id for t in grouped])))}
+    lead = session.get(Ticket, scope.lead_ticket_id) if scope.lead_ticket_id else None
+    if lead is None or lead.status not in OPEN:
+        lead = min(grouped, key=lambda t: (t.id not in assigned, t.status == TicketStatus.NEW, t.id or 0))
+    if scope.device is None or outage.device is not None:  # never trade a network placement for a guess
+        scope.device, scope.device_kind = outage.device, outage.device_kind
+        incident.cause = outage.cause
+        incident.center_lat, incident.center_lng = outage.lat, outage.lng
+    scope.lead_ticket_id = lead.id
+    session.add(scope)
+    incident.customers_affected = max(incident.customers_affected, outage.customers_affected)
+    if incident.status == "SUSPECTED" and len(grouped) >= settings.confirm_calls:
+        incident.status = "CONFIRMED"
+    session.add(incident)
+    # The lead carries the incident's weight: customers affected and priority drive dispatch.
+    lead.customers_affected = max(lead.customers_affected, incident.customers_affected)
+    high = load_rules().high_customers_threshold
+    if lead.customers_affected >= high and PRIORITY_ORDER.index(Priority(lead.priority)) > \
+            PRIORITY_ORDER.index(Priority.HIGH):
+        lead.priority = Priority.HIGH.value
+    lead.incident_id = incident.id
+    joined = None
+    for member in grouped:
+        member.incident_id = incident.id
+        if outage.device is not None and member is not lead and member.status == TicketStatus.NEW \
+                and member.id not in assigned:
+            mark_duplicate(session, member, lead)
+            if member is ticket:
+                joined = lead
+        session.add(member)
+    session.add(lead)
+    log.info("incident %s: %d reports, %s, %d customers", incident.id, len(grouped), outage.cause,
+             incident.customers_affected)
+    return joined
+
+
+def list_incidents(session: Session, statuses: list[str] | None = None) -> list[Incident]:
+    """Incidents, newest first, optionally of some statuses only."""
+    query = select(Incident).order_by(col(Incident.id).desc())
+    if statuses:
+        query = query.where(col(Incident.status).in_(statuses))
+    return list(session.exec(query))
