@@ -1,0 +1,172 @@
+"""The Starlette application: GraphQL over HTTP and WebSocket at /graphql, and /healthz."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ariadne.asgi import GraphQL
+from ariadne.asgi.handlers import GraphQLHTTPHandler, GraphQLTransportWSHandler
+from ariadne.explorer import ExplorerGraphiQL, ExplorerHttp405
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.auth import principal_from_header
+from api.context import RequestContext, Services
+from api.errors import format_error
+from api.graphql.schema import schema
+from api.permissions import PermissionMiddleware
+from api.query_cache import DocumentCache
+from core.db import get_engine
+from core.settings import Settings, get_settings
+from dispatch.intake import IntakeContext
+from dispatch.replanner import Replanner
+from dispatch.rules import load_rules
+from geo.areas import load_region
+from geo.geocoding import make_geocoder
+from mobile_sync.live import LiveUpdates
+
+CONTEXTS_KEY = "gridcrew.contexts"
+PRINCIPAL_KEY = "gridcrew.principal"
+# Ariadne logs every GraphQL error with a trace; expected ones (permissions, validation) are not news, and
+# api.errors.format_error logs the unexpected ones with a reference.
+logging.getLogger("gridcrew.ariadne").setLevel(logging.CRITICAL)
+
+
+class GraphQLHandler(GraphQLHTTPHandler):
+    """Ariadne's HTTP handler, answering a malformed body as a GraphQL error document (status 400)."""
+
+    async def handle_request(self, request: Request) -> Response:
+        response = await super().handle_request(request)
+        if response.status_code == 400 and isinstance(response, PlainTextResponse):
+            message = bytes(response.body).decode(errors="replace")
+            return JSONResponse({"errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
+                                status_code=400)
+        return response
+
+    async def create_json_response(self, request: Request, result: dict, success: bool) -> Response:
+        # Errors raised while executing fields (permissions, resolvers) carry a path: a 200 like any answer.
+        # A request that never reached execution (syntax, validation, variable values) is a 400.
+        errors = result.get("errors") or []
+        rejected = bool(errors) and result.get("data") is None and not any("path" in e for e in errors)
+        return JSONResponse(result, status_code=400 if rejected else 200)
+
+
+def build_services(settings: Settings, engine: Engine | None = None, background: bool = False) -> Services:
+    """What requests share; `background` starts the re-planning worker (the server does, tests mostly not)."""
+    engine = engine or get_engine()
+    intake = IntakeContext(rules=load_rules(settings.rules_file), region=load_region(settings.region_file),
+                           geocoder=make_geocoder(settings.geocoder_url))
+    services = Services(engine=engine, intake=intake, max_page_size=settings.max_page_size,
+                        replanner=Replanner(engine) if background else None, settings=settings,
+                        sync_max_batch=int(os.environ.get("SYNC_MAX_BATCH", "500")),
+                        live=LiveUpdates(engine, redis_url=settings.redis_url, mqtt_url=settings.mqtt_url))
+    if background:  # supervision (督办), risk-level tasks, callbacks, hotspot keywords: started by the lifespan
+        from quality.supervision import make_supervisor
+
+        services.supervisor = make_supervisor(engine, settings, intake.region)
+    return services
+
+
+class CloseContexts:
+    """Closes the database sessions of the GraphQL contexts a request opened, after its response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[CONTEXTS_KEY] = []
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for context in scope[CONTEXTS_KEY]:
+                context.close()
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    settings = settings or get_settings()
+    services = services or build_services(settings, background=True)
+
+    def context_value(request: Any, _data: Any = None) -> RequestContext:
+        # A websocket authenticates in its connection_init payload (on_connect) or with its upgrade headers.
+        principal = request.scope.get(PRINCIPAL_KEY) or principal_from_header(
+            request.headers.get("authorization"), settings)
+        context = RequestContext(services, principal, request)
+        request.scope.setdefault(CONTEXTS_KEY, []).append(context)
+        return context
+
+    def on_connect(websocket: Any, payload: Any) -> None:
+        if isinstance(payload, dict):
+            header = payload.get("Authorization") or payload.get("authorization")
+            if header is None and payload.get("token"):
+                header = f"Bearer {payload['token']}"
+            if header is not None:
+                websocket.scope[PRINCIPAL_KEY] = principal_from_header(str(header), settings)
+
+    documents = DocumentCache()
+    graphql_app = CloseContexts(GraphQL(
+        schema.graphql_schema,
+        query_parser=documents.parse,
+        query_validator=documents.validate,
+        context_value=context_value,
+        debug=False,
+        logger="gridcrew.ariadne",
+        introspection=True,
+        explorer=ExplorerHttp405() if settings.production else ExplorerGraphiQL(title="gridcrew"),
+        error_formatter=format_error,
+        http_handler=GraphQLHandler(middleware=[PermissionMiddleware()]),
+        websocket_handler=GraphQLTransportWSHandler(on_connect=on_connect),
+    ))
+
+    async def healthz(_request: Request) -> JSONResponse:
+        try:
+            with services.engine.connect() as connection:
+                connection.execute(text("select 1"))
+        except Exception as exc:  # noqa: BLE001  (report, don't crash: this is what health checks are for)
+            return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "database": services.engine.dialect.name})
+
+    async def outages_geojson(_request: Request) -> JSONResponse:
+        # Public storm-centre data: grid cells with counts, cached (customers.outage_map), cheap under load.
+        from customers.outage_map import outage_map_for
+
+        return JSONResponse(outage_map_for(services.engine).feature_collection(),
+                            headers={"Cache-Control": "public, max-age=30"}, media_type="application/geo+json")
+
+    async def root(_request: Request) -> RedirectResponse:
+        return RedirectResponse("/graphql")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if services.live is not None:
+            await services.live.start()
+        supervisor = services.supervisor
+        if supervisor is not None:
+            supervisor.start()
+        try:
+            yield
+        finally:
+            if supervisor is not None:
+                supervisor.stop()
+            if services.live is not None:
+                await services.live.stop()
+            if services.replanner is not None:
+                services.replanner.stop()
+
+    app = Starlette(lifespan=lifespan, routes=[
+        Route("/", root),
+        Route("/healthz", healthz),
+        Route("/outages.geojson", outages_geojson),
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+    ])
+    app.state.services = services
+    return app

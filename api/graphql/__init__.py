@@ -1,0 +1,1 @@
+"""The graphene schema, grouped per domain: each module holds its types, queries and mutations."""

@@ -1,0 +1,122 @@
+"""Shared GraphQL pieces: enums, UserError, GeoPoint, global ids and the base of every mutation."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import graphene
+from graphql import GraphQLError
+from graphql_relay import from_global_id
+
+from core.errors import DomainError, Problem
+from core.errors import ErrorCode as DomainErrorCode
+from crews.models import CrewStatus as CrewStatusEnum
+from crews.models import GeneratorStatus as GeneratorStatusEnum
+from dispatch import enums
+
+log = logging.getLogger(__name__)
+
+ErrorCode = graphene.Enum.from_enum(DomainErrorCode)
+TicketKind = graphene.Enum.from_enum(enums.TicketKind)
+Channel = graphene.Enum.from_enum(enums.Channel)
+Priority = graphene.Enum.from_enum(enums.Priority)
+TicketStatus = graphene.Enum.from_enum(enums.TicketStatus)
+AreaType = graphene.Enum.from_enum(enums.AreaType)
+IncidentStatus = graphene.Enum.from_enum(enums.IncidentStatus)
+PlanStatus = graphene.Enum.from_enum(enums.PlanStatus)
+CrewStatus = graphene.Enum.from_enum(CrewStatusEnum)
+GeneratorStatus = graphene.Enum.from_enum(GeneratorStatusEnum)
+
+
+class UserError(graphene.ObjectType):
+    """Something wrong with the input: the field path, a message for people, a code for programs."""
+
+    field = graphene.List(graphene.NonNull(graphene.String))
+    message = graphene.String(required=True)
+    code = graphene.Field(ErrorCode, required=True)
+
+    @staticmethod
+    def resolve_code(root: Problem, _info: Any) -> str:
+        return root.code.value
+
+
+class GeoPoint(graphene.ObjectType):
+    lat = graphene.Float(required=True)
+    lng = graphene.Float(required=True)
+
+
+class GeoPointInput(graphene.InputObjectType):
+    lat = graphene.Float(required=True)
+    lng = graphene.Float(required=True)
+
+
+def point(lat: float | None, lng: float | None) -> dict[str, float] | None:
+    return None if lat is None or lng is None else {"lat": lat, "lng": lng}
+
+
+def enum_value(value: Any) -> Any:
+    """Graphene hands enum arguments over as Python enum members; the domain speaks plain strings."""
+    if isinstance(value, list):
+        return [enum_value(v) for v in value]
+    return getattr(value, "value", value)
+
+
+def decode_id(value: str | None, type_name: str, field: str) -> int:
+    """Accepts a global id ("Ticket:12" base64, as served) or a plain number."""
+    if value is None or str(value).strip() == "":
+        raise DomainError.one(field, f"{field} is required", DomainErrorCode.REQUIRED)
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        found_type, raw = from_global_id(text)
+        if found_type == type_name and raw.isdigit():
+            return int(raw)
+    except Exception:  # noqa: BLE001  (any malformed id is the caller's error, reported below)
+        pass
+    raise DomainError.one(field, f"'{text[:60]}' is not the id of a {type_name}", DomainErrorCode.NOT_FOUND)
+
+
+def not_available(capability: str) -> GraphQLError:
+    """The answer of a contract field whose capability has not been built yet: a clear error, not a stub."""
+    return GraphQLError(f"{capability} is not available yet in this version of gridcrew",
+                        extensions={"code": DomainErrorCode.NOT_AVAILABLE.value})
+
+
+def not_available_problem(capability: str) -> DomainError:
+    return DomainError.one(None, f"{capability} is not available yet in this version of gridcrew",
+                           DomainErrorCode.NOT_AVAILABLE)
+
+
+class BaseMutation(graphene.Mutation):
+    """Every mutation takes one `input` and answers a payload whose `errors` lists what was wrong.
+
+    Subclasses implement `perform(info, input) -> dict`; domain errors become `errors`, anything else is
+    logged with a reference and answered as INTERNAL after rolling back, never as a traceback.
+    """
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        raise NotImplementedError
+
+    @classmethod
+    def mutate(cls, root: Any, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        session = info.context.session
+        try:
+            result = cls.perform(info, input)
+            result.setdefault("errors", [])
+            return result
+        except DomainError as error:
+            session.rollback()
+            return {"errors": error.problems}
+        except Exception:
+            session.rollback()
+            reference = uuid.uuid4().hex[:12]
+            log.exception("mutation %s failed (reference %s)", cls.__name__, reference)
+            return {"errors": [Problem(None, f"internal error, nothing was saved (reference {reference})",
+                                       DomainErrorCode.INTERNAL)]}

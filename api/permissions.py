@@ -1,0 +1,88 @@
+"""Who may call what: one table of every root field and the roles allowed, checked in one middleware.
+
+A root field missing from the table is refused for everyone, so a new field can't be published by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError, GraphQLResolveInfo
+
+from api.auth import Principal, Role
+from core.errors import ErrorCode, Problem
+
+EVERYONE = frozenset(Role)
+STAFF = frozenset({Role.ADMIN, Role.DISPATCHER})
+STAFF_AND_CREW = frozenset({Role.ADMIN, Role.DISPATCHER, Role.CREW})
+CREW_DEVICES = frozenset({Role.CREW})
+
+ROOT_FIELDS: dict[str, frozenset[Role]] = {
+    "Query.node": STAFF,
+    "Query.ticket": STAFF_AND_CREW,
+    "Query.tickets": STAFF,
+    "Query.incidents": STAFF,
+    "Query.crews": STAFF_AND_CREW,
+    "Query.mobileGenerators": STAFF_AND_CREW,
+    "Query.dispatchPlan": STAFF,
+    "Query.syncPull": CREW_DEVICES,
+    "Query.trackTicket": EVERYONE,
+    "Query.outageSummary": EVERYONE,
+    "Query.repeatCallers": STAFF,
+    "Query.hotspots": STAFF,
+    "Query.serviceStats": STAFF,
+    "Query.qualityTasks": STAFF,
+    "Query.callbackTasks": STAFF,
+    "Query.me": EVERYONE,
+    "Mutation.createTicket": STAFF_AND_CREW,
+    "Mutation.cancelTicket": STAFF,
+    "Mutation.createCrew": STAFF,
+    "Mutation.createMobileGenerator": STAFF,
+    "Mutation.lendCrew": STAFF,
+    "Mutation.optimizeDispatch": STAFF,
+    "Mutation.assignTicket": STAFF,
+    "Mutation.syncPush": CREW_DEVICES,
+    "Mutation.registerDevice": STAFF_AND_CREW,
+    "Mutation.submitFeedback": EVERYONE,
+    "Mutation.recordCallback": STAFF,
+    "Mutation.handoverTicket": STAFF,
+    "Mutation.importCustomers": STAFF,
+    "Mutation.importNetwork": STAFF,
+    "Mutation.planOutage": STAFF,
+    "Mutation.restorePlannedOutage": STAFF,
+    "Subscription.ticketUpdated": EVERYONE,
+    "Subscription.crewJobs": STAFF_AND_CREW,
+    "Subscription.dispatchBoard": STAFF,
+}
+
+
+def denial(principal: Principal, key: str) -> Problem | None:
+    """Why `principal` may not call root field `key`, or None when it may."""
+    allowed = ROOT_FIELDS.get(key, frozenset())
+    if principal.role in allowed:
+        return None
+    if not principal.authenticated:
+        reason = principal.token_error or "sign in: send 'Authorization: Bearer <token>'"
+        return Problem(None, f"{key.split('.')[1]} needs a signed-in user ({reason})", ErrorCode.UNAUTHENTICATED)
+    return Problem(None, f"the {principal.role.value} role may not use {key.split('.')[1]}", ErrorCode.FORBIDDEN)
+
+
+def crew_scope_problem(principal: Principal, crew_id: int | None) -> Problem | None:
+    """A CREW token sees its own crew only; staff see every crew."""
+    if principal.role == Role.CREW and principal.crew_id != crew_id:
+        return Problem(["crewId"], "a crew device may only act for its own crew", ErrorCode.FORBIDDEN)
+    return None
+
+
+class PermissionMiddleware:
+    """graphql-core middleware: checks root fields against ROOT_FIELDS before they resolve."""
+
+    def resolve(self, next_: Any, root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+        if info.path.prev is None and not info.field_name.startswith("__"):
+            key = f"{info.parent_type.name}.{info.field_name}"
+            problem = denial(info.context.principal, key)
+            if problem is not None:
+                if info.parent_type.name == "Mutation":
+                    return {"errors": [problem]}  # mutations answer in their payload, like other user errors
+                raise GraphQLError(problem.message, extensions={"code": problem.code.value})
+        return next_(root, info, **args)

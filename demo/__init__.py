@@ -1,0 +1,1 @@
+"""The demo region's crews, mobile generators and tickets, generated from a seed."""
