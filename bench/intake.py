@@ -1,0 +1,112 @@
+"""createTicket throughput and latency against a running gridcrew server (one process, PostgreSQL).
+
+    python bench/intake.py                      # starts its own server on PostgreSQL, 3000 tickets, 8 in flight
+    python bench/intake.py --url http://127.0.0.1:8000/graphql --token "$(gridcrew token)"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from scratch_db import fresh_database
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MUTATION = """mutation($input: CreateTicketInput!){ createTicket(input: $input){
+  ticket { id number priority } errors { code message } } }"""
+SUMMARIES = ["家里停电了", "整栋楼停电", "电线落地，很危险", "No power since 8pm", "路灯不亮",
+             "Transformer humming loudly", "树枝压线", "voltage keeps dropping", "电表显示异常", "whole street is dark"]
+
+
+def start_server(database_url: str, port: int, secret: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY=secret, LOG_LEVEL="WARNING")
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not come up")
+
+
+async def run(url: str, token: str, total: int, concurrency: int, seed: int) -> tuple[list[float], int]:
+    rng = random.Random(seed)
+    inputs = [{"kind": "FAULT_REPAIR", "channel": rng.choice(["HOTLINE", "APP", "WECHAT", "WEB", "SMS"]),
+               "summary": rng.choice(SUMMARIES), "clientRequestId": f"bench-{seed}-{i}",
+               "location": {"lat": 30.6 + rng.uniform(-0.3, 0.3), "lng": 114.3 + rng.uniform(-0.3, 0.3)},
+               "contactPhone": f"13{rng.randrange(10**9):09d}"} for i in range(total)]
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[dict] = asyncio.Queue()
+    for item in inputs:
+        queue.put_nowait(item)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while not queue.empty():
+            item = queue.get_nowait()
+            started = time.perf_counter()
+            response = await client.post(url, json={"query": MUTATION, "variables": {"input": item}})
+            latencies.append(time.perf_counter() - started)
+            body = response.json()
+            if response.status_code != 200 or body["data"]["createTicket"]["errors"]:
+                errors += 1
+
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return latencies, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="GraphQL URL of a running server (default: start one)")
+    parser.add_argument("--token", help="dispatcher token for --url")
+    parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/gridcrew_bench")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8])
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+
+    server = None
+    url, token = args.url, args.token
+    if url is None:
+        secret = "bench-secret-" + "x" * 24
+        fresh_database(args.database_url)
+        server = start_server(args.database_url, args.port, secret)
+        url = f"http://127.0.0.1:{args.port}/graphql"
+        from api.auth import Role, issue_token
+        from core.settings import Settings
+
+        token = issue_token(Role.DISPATCHER, settings=Settings(secret_key=secret))
+    try:
+        asyncio.run(run(url, token or "", 100, 4, seed=0))  # warm-up
+        for seed, concurrency in enumerate(args.concurrency, start=1):
+            started = time.perf_counter()
+            latencies, errors = asyncio.run(run(url, token or "", args.requests, concurrency, seed))
+            elapsed = time.perf_counter() - started
+            cuts = statistics.quantiles(latencies, n=100)
+            print(f"createTicket x{args.requests}, {concurrency} in flight: {args.requests / elapsed:.0f} tickets/s, "
+                  f"p50 {cuts[49] * 1000:.1f} ms, p95 {cuts[94] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, "
+                  f"errors {errors}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
