@@ -1,0 +1,87 @@
+"""Outage prediction on hand-made call patterns: the network climbs to the lowest common device."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from customers.prediction import Call, Network, Thresholds, outage_of, predict_outages
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+# Feeder F1 has fuses A and B; fuse A feeds transformers T1..T3, fuse B T4..T5. Feeder F2 (the next street,
+# a different substation) feeds transformer T9 through fuse C. Every transformer has 20 customers.
+NETWORK = Network(
+    parent={"F1": None, "A": "F1", "B": "F1", "T1": "A", "T2": "A", "T3": "A", "T4": "B", "T5": "B",
+            "F2": None, "C": "F2", "T9": "C"},
+    kind={"F1": "FEEDER", "F2": "FEEDER", "A": "FUSE", "B": "FUSE", "C": "FUSE",
+          **{t: "TRANSFORMER" for t in ("T1", "T2", "T3", "T4", "T5", "T9")}},
+    customers_on_transformer={t: 20 for t in ("T1", "T2", "T3", "T4", "T5", "T9")},
+)
+
+
+def call(i: int, transformer: str | None, minutes: int = 0, at: tuple[float, float] = (30.6, 114.3)) -> Call:
+    return Call(id=i, lat=at[0], lng=at[1], at=T0 + timedelta(minutes=minutes), customer=f"acct-{i}",
+                transformer=transformer)
+
+
+def test_calls_from_one_transformer_predict_that_transformer() -> None:
+    outages = predict_outages([call(1, "T1"), call(2, "T1", 3), call(3, "T1", 5)], NETWORK)
+    assert [(o.device, o.customers_affected, sorted(o.call_ids)) for o in outages] == [("T1", 20, [1, 2, 3])]
+
+
+def test_calls_from_three_transformers_of_a_fuse_predict_the_fuse() -> None:
+    outages = predict_outages([call(1, "T1"), call(2, "T1"), call(3, "T2"), call(4, "T2"), call(5, "T3"),
+                               call(6, "T3")], NETWORK)
+    assert len(outages) == 1
+    assert (outages[0].device, outages[0].device_kind, outages[0].customers_affected) == ("A", "FUSE", 60)
+    assert "fuse A" in outages[0].cause
+
+
+def test_one_call_from_each_of_two_transformers_of_a_fuse_predicts_the_fuse() -> None:
+    outages = predict_outages([call(1, "T1"), call(2, "T3")], NETWORK)
+    assert [(o.device, o.customers_affected) for o in outages] == [("A", 60)]
+
+
+def test_calls_under_both_fuses_predict_the_feeder() -> None:
+    calls = [call(i, t) for i, t in enumerate(["T1", "T1", "T2", "T2", "T4", "T4", "T5", "T5"], start=1)]
+    outages = predict_outages(calls, NETWORK)
+    assert [(o.device, o.customers_affected, len(o.call_ids)) for o in outages] == [("F1", 100, 8)]
+
+
+def test_two_separate_outages_close_by_stay_apart() -> None:
+    # T1 (feeder F1) and T9 (feeder F2) are across the street from each other: one outage each.
+    calls = [call(1, "T1", at=(30.6, 114.3)), call(2, "T1", at=(30.6001, 114.3)),
+             call(3, "T9", at=(30.6002, 114.3)), call(4, "T9", at=(30.6003, 114.3))]
+    outages = predict_outages(calls, NETWORK)
+    assert sorted((o.device, sorted(o.call_ids)) for o in outages) == [("T1", [1, 2]), ("T9", [3, 4])]
+    assert outage_of(outages, 3) is outage_of(outages, 4) is not outage_of(outages, 1)
+
+
+def test_a_single_house_is_that_customers_service_not_the_transformer() -> None:
+    outages = predict_outages([call(1, "T1")], NETWORK)
+    assert [(o.device_kind, o.customers_affected) for o in outages] == [("SERVICE_POINT", 1)]
+    # The same customer calling twice is still one house.
+    again = predict_outages([call(1, "T1"), Call(2, 30.6, 114.3, T0, customer="acct-1", transformer="T1")], NETWORK)
+    assert [(o.device_kind, sorted(o.call_ids)) for o in again] == [("SERVICE_POINT", [1, 2])]
+
+
+def test_one_transformer_out_elsewhere_does_not_lift_the_fuse() -> None:
+    outages = predict_outages([call(1, "T1"), call(2, "T1"), call(3, "T4")], NETWORK)
+    assert sorted(o.device or "" for o in outages) == ["T1", "service point acct-3"]
+
+
+def test_the_thresholds_are_settings() -> None:
+    strict = Thresholds(transformer_min_calls=3)
+    assert predict_outages([call(1, "T1"), call(2, "T1")], NETWORK, strict)[0].device_kind == "SERVICE_POINT"
+
+
+def test_without_a_network_calls_group_by_distance_and_time() -> None:
+    near = [call(1, None, 0, (30.600, 114.300)), call(2, None, 10, (30.603, 114.300)),
+            call(3, None, 20, (30.606, 114.300))]  # a chain about 330 m apart
+    far = [call(4, None, 5, (30.700, 114.300))]  # 11 km north
+    late = [call(5, None, 200, (30.600, 114.300))]  # same street, three hours later
+    outages = predict_outages(near + far + late, None, Thresholds(radius_km=0.5, window=timedelta(minutes=60)))
+    assert sorted(sorted(o.call_ids) for o in outages) == [[1, 2, 3], [4], [5]]
+    biggest = outages[0]
+    assert biggest.device is None and biggest.customers_affected == 3
+    assert biggest.lat is not None and abs(biggest.lat - 30.603) < 1e-6
