@@ -111,7 +111,8 @@ def supervise(session: Session, region: RegionConfig, settings: QualitySettings,
 
 # PostgreSQL advisory lock: one pass at a time across server workers and cron; per schema, so deployments (and
 # test runs) sharing one database don't skip each other's passes.
-SUPERVISOR_LOCK = "hashtext(current_schema() || ':gridcrew-supervisor')"
+SUPERVISOR_LOCK_KEY = {"key": ":gridcrew-supervisor"}
+_LOCK = "hashtext(current_schema() || :key)"
 
 
 @contextmanager
@@ -121,12 +122,12 @@ def _single_pass(engine: Engine) -> Iterator[bool]:
         yield True
         return
     with engine.connect() as connection:
-        got = bool(connection.execute(text(f"select pg_try_advisory_lock({SUPERVISOR_LOCK})")).scalar())
+        got = bool(connection.execute(text(f"select pg_try_advisory_lock({_LOCK})"), SUPERVISOR_LOCK_KEY).scalar())
         try:
             yield got
         finally:
             if got:
-                connection.execute(text(f"select pg_advisory_unlock({SUPERVISOR_LOCK})"))
+                connection.execute(text(f"select pg_advisory_unlock({_LOCK})"), SUPERVISOR_LOCK_KEY)
             connection.commit()
 
 
