@@ -2,6 +2,12 @@
 
     python bench/intake.py                      # starts its own server on PostgreSQL, 3000 tickets, 8 in flight
     python bench/intake.py --url http://127.0.0.1:8000/graphql --token "$(gridcrew token)"
+    python bench/intake.py --client wrk --duration 20   # load from wrk (Debian package), a lighter client
+
+The load generator shares the 2 cores with the server and PostgreSQL. The default client is Python (httpx,
+asyncio), which costs about as much CPU per request as the server does; `--client wrk` drives the same
+requests (unique clientRequestIds, mixed languages and places) from wrk's C event loop with a Lua script, so
+the figure says more about the server. Both count an answer with GraphQL errors as an error.
 """
 
 from __future__ import annotations
@@ -10,9 +16,11 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,6 +79,54 @@ async def run(url: str, token: str, total: int, concurrency: int, seed: int) -> 
     return latencies, errors
 
 
+WRK_SCRIPT = r"""
+local summaries = {SUMMARIES}
+local channels = {"HOTLINE", "APP", "WECHAT", "WEB", "SMS"}
+local threads = {}
+counter, errors = 0, 0  -- globals: each thread has its own, read back by done()
+local prefix = "wrk-" .. tostring(os.time()) .. "-"
+function setup(thread) table.insert(threads, thread); thread:set("id", #threads) end
+function init(args) math.randomseed(os.time() + id) end
+function request()
+  counter = counter + 1
+  local body = string.format('{"query": %s, "variables": {"input": {"kind": "FAULT_REPAIR", "channel": "%s", '
+    .. '"summary": "%s", "clientRequestId": "%s%d-%d", "location": {"lat": %.5f, "lng": %.5f}, '
+    .. '"contactPhone": "13%09d"}}}', MUTATION, channels[math.random(#channels)],
+    summaries[math.random(#summaries)], prefix, id, counter, 30.3 + math.random() * 0.6,
+    114.0 + math.random() * 0.6, math.random(0, 999999999))
+  return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json",
+                                          ["Authorization"] = "Bearer TOKEN"}, body)
+end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, '"errors":[]', 1, true) then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  local failed = 0
+  for _, thread in ipairs(threads) do failed = failed + thread:get("errors") end
+  io.write(string.format("RESULT %d %.3f %.3f %.3f %.3f %d\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, failed))
+end
+"""
+
+
+def run_wrk(url: str, token: str, duration: int, concurrency: int) -> str:
+    """createTicket from wrk for `duration` seconds with `concurrency` connections; one summary line."""
+    import json
+
+    lua = WRK_SCRIPT.replace("{SUMMARIES}", "{" + ", ".join(json.dumps(s, ensure_ascii=False) for s in SUMMARIES)
+                             + "}").replace("MUTATION", json.dumps(json.dumps(MUTATION))).replace("TOKEN", token)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(concurrency), "-d", f"{duration}s", "--timeout", "10s",
+                          "-s", script.name, url.rsplit("/graphql", 1)[0]], capture_output=True, text=True)
+    if out.returncode != 0 or "RESULT" not in out.stdout:
+        raise SystemExit(f"wrk failed: {out.stderr or out.stdout}")
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
+    requests, seconds, p50, p95, p99, errors = line.split()[1:]
+    return (f"createTicket (wrk) x{requests}, {concurrency} in flight: {int(requests) / float(seconds):.0f} tickets/s, "
+            f"p50 {float(p50):.1f} ms, p95 {float(p95):.1f} ms, p99 {float(p99):.1f} ms, errors {errors}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="GraphQL URL of a running server (default: start one)")
@@ -79,7 +135,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8])
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--client", choices=["httpx", "wrk"], default="httpx")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per run with --client wrk")
     args = parser.parse_args()
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit("--client wrk needs wrk: apt-get install wrk")
 
     server = None
     url, token = args.url, args.token
@@ -95,6 +155,9 @@ def main() -> None:
     try:
         asyncio.run(run(url, token or "", 100, 4, seed=0))  # warm-up
         for seed, concurrency in enumerate(args.concurrency, start=1):
+            if args.client == "wrk":
+                print(run_wrk(url, token or "", args.duration, concurrency), flush=True)
+                continue
             started = time.perf_counter()
             latencies, errors = asyncio.run(run(url, token or "", args.requests, concurrency, seed))
             elapsed = time.perf_counter() - started

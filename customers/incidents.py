@@ -103,7 +103,12 @@ def group_into_incident(session: Session, ticket: Ticket, customer: Customer | N
     if customer is not None and customer.transformer and feeder is None:
         device = session.get(NetworkDevice, customer.transformer)
         feeder = device.feeder if device is not None else None
-    query = select(Ticket).where(
+    # One light query for the calls of the window with their customers: columns, not ORM objects, because
+    # every fault report runs this and in a storm the window holds many calls.
+    query = select(Ticket.id, Ticket.lat, Ticket.lng, Ticket.created_at, Ticket.account_number,
+                   Ticket.contact_phone, Customer.account_number, Customer.transformer, Customer.feeder).select_from(
+        Ticket).outerjoin(TicketCustomer, col(TicketCustomer.ticket_id) == Ticket.id).outerjoin(
+        Customer, col(Customer.id) == TicketCustomer.customer_id).where(
         Ticket.kind == TicketKind.FAULT_REPAIR.value, Ticket.region == ticket.region, col(Ticket.status).in_(OPEN),
         col(Ticket.duplicate_of_id).is_(None), col(Ticket.created_at) >= ticket.created_at - window,
         col(Ticket.created_at) <= ticket.created_at + window)
@@ -113,22 +118,20 @@ def group_into_incident(session: Session, ticket: Ticket, customer: Customer | N
         box = settings.incident_radius_km / 111.0 * 4  # a few radii: single linkage may chain
         query = query.where(col(Ticket.lat).between(ticket.lat - box, ticket.lat + box),
                             col(Ticket.lng).between(ticket.lng - box * 1.2, ticket.lng + box * 1.2))
-    members = list(session.exec(query))
-    links = {link.ticket_id: link.customer_id for link in session.exec(
-        select(TicketCustomer).where(col(TicketCustomer.ticket_id).in_([t.id for t in members])))}
-    customers = {c.id: c for c in session.exec(select(Customer).where(col(Customer.id).in_(list(links.values()))))}
     calls = []
-    for t in members:
-        who = customers.get(links.get(t.id or 0))
-        if feeder is not None and (who is None or (who.feeder and who.feeder != feeder)):
+    for t_id, lat, lng, at, t_account, t_phone, c_account, c_transformer, c_feeder in session.exec(query):
+        known = c_account is not None
+        if feeder is not None and (not known or (c_feeder and c_feeder != feeder)):
             continue  # another feeder's call (or unknown): not this network's business
-        calls.append(Call(id=t.id or 0, lat=t.lat, lng=t.lng, at=t.created_at,
-                          customer=who.account_number if who else (t.account_number or t.contact_phone),
-                          transformer=who.transformer if who else None))
+        calls.append(Call(id=t_id, lat=lat, lng=lng, at=at, customer=c_account if known else (t_account or t_phone),
+                          transformer=c_transformer if known else None))
+    if len(calls) < 2:
+        return None  # the only call around: nothing to group yet
     network = load_network(session, feeder) if feeder is not None else None
     outage = outage_of(predict_outages(calls, network, thresholds(settings)), ticket.id or 0)
     if outage is None or len(outage.call_ids) < 2:
         return None
+    members = list(session.exec(select(Ticket).where(col(Ticket.id).in_(outage.call_ids))))
     grouped = [t for t in members if (t.id or 0) in set(outage.call_ids)]
     open_incidents = sorted({t.incident_id for t in grouped if t.incident_id is not None})
     incident = None

@@ -24,6 +24,7 @@ nothing, and `syncPush` retries its batch.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -85,14 +86,23 @@ def _chain(session: Session) -> list[Any]:
     return chain
 
 
+def note_crews(session: Session, ticket_id: int, active_crews: set[int]) -> None:
+    """Tell the change log which crews hold `ticket_id` now, when the caller has just read it anyway (saves the
+    log its own look-up at the next flush). Must be the state at the start of the transaction's changes."""
+    session.info.setdefault(CREWS_KEY, {}).setdefault(ticket_id, set(active_crews))
+
+
 def _after_flush(session: Session, _context: Any) -> None:
     touched: dict[int, Ticket | None] = {}
+    brand_new: set[int] = set()  # tickets inserted by this flush: no crew can hold them yet
     customer: dict[int, list[str]] = {}
     crews_of: dict[int, set[int]] = {}
     new_objects = {id(o) for o in session.new}  # SQLModel tables are not hashable
     for obj in list(session.new) + list(session.dirty):
         if isinstance(obj, Ticket) and obj.id is not None:
             fields = list(CUSTOMER_FIELDS) if id(obj) in new_objects else _changed(obj, CUSTOMER_FIELDS)
+            if id(obj) in new_objects:
+                brand_new.add(obj.id)
             if id(obj) in new_objects or session.is_modified(obj, include_collections=False):
                 touched[obj.id] = obj
             if fields:
@@ -113,6 +123,8 @@ def _after_flush(session: Session, _context: Any) -> None:
     for ticket_id, crews in crews_of.items():
         if ticket_id in known:
             known[ticket_id].update(crews)
+    for ticket_id in brand_new:
+        known.setdefault(ticket_id, set(crews_of.get(ticket_id, set())))
     connection = session.connection()
     ids = sorted(touched)
     unknown = [t for t in ids if t not in known]
@@ -152,11 +164,31 @@ def _before_commit(session: Session) -> None:
     if not changes:
         return
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        session.info[SEQ_KEY] = _number_and_insert(connection, changes)
+        return
     last = allocate(connection, len(changes))
     first, now = last - len(changes) + 1, utcnow()
     table = SyncChange.__table__  # type: ignore[attr-defined]
     connection.execute(table.insert(), [dict(c, seq=first + i, at=now) for i, c in enumerate(changes)])
     session.info[SEQ_KEY] = last
+
+
+# PostgreSQL: number and insert in one statement, so the counter's row lock (which orders writers) is held for
+# one round trip and the COMMIT, not for two round trips with Python (and its GIL) in between.
+_NUMBER_AND_INSERT = text(
+    "WITH counter AS (INSERT INTO sync_counter (name, value) VALUES ('change', :n) "
+    "ON CONFLICT (name) DO UPDATE SET value = sync_counter.value + :n RETURNING value) "
+    "INSERT INTO sync_change (seq, topic, crew_id, ticket_id, at, payload) "
+    "SELECT counter.value - :n + r.k, r.topic, r.crew_id, r.ticket_id, :at, r.payload "
+    "FROM counter, json_to_recordset(CAST(:rows AS json)) AS r(k int, topic text, crew_id int, ticket_id int, "
+    "payload json) RETURNING seq")
+
+
+def _number_and_insert(connection: Any, changes: list[dict[str, Any]]) -> int:
+    rows = json.dumps([dict(c, k=i + 1) for i, c in enumerate(changes)])
+    seqs = connection.execute(_NUMBER_AND_INSERT, {"n": len(changes), "at": utcnow(), "rows": rows}).scalars().all()
+    return int(max(seqs))
 
 
 def _merge(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:

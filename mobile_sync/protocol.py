@@ -64,7 +64,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
+from sqlalchemy import or_, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -77,7 +77,7 @@ from dispatch.rules import load_rules
 from dispatch.tickets import change_status, record_event
 from geo.points import validate_lat_lng
 from geo.travel import minutes_between
-from mobile_sync.changes import TOPIC_CREW, last_sequence
+from mobile_sync.changes import TOPIC_CREW, last_sequence, note_crews
 from mobile_sync.models import ClientMutation, CrewBreadcrumb, Device, SyncChange
 
 DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
@@ -359,11 +359,15 @@ def _push_once(session: Session, crew_id: int | None, device_id: str, mutations:
                              skew_seconds=(occurred - effective).total_seconds(), received_at=now)
         todo.append((effective, index, m, row))
     todo.sort(key=lambda item: (item[0], item[1]))
+    crumbs: list[tuple[ClientMutation, CrewBreadcrumb]] = []
     for effective, index, m, row in todo:
         crumb: CrewBreadcrumb | None = None
         try:
-            with session.begin_nested():  # a refused mutation leaves nothing behind but its ledger row
+            if _writes_after_checks(m):
                 outcome = _apply(session, device, m, effective)
+            else:
+                with session.begin_nested():  # a refused mutation leaves nothing behind but its ledger row
+                    outcome = _apply(session, device, m, effective)
             row.applied = outcome.problem is None
             row.outcome = outcome.outcome
             row.event_id = outcome.event.id if outcome.event is not None else None
@@ -374,12 +378,16 @@ def _push_once(session: Session, crew_id: int | None, device_id: str, mutations:
         if problem is not None:
             row.error_code, row.error_message = problem.code.value, problem.message
             row.error_field = ".".join(problem.field) if problem.field else None
-        session.add(row)
         if crumb is not None:
-            session.flush()
-            crumb.mutation_id = row.id or 0
-            session.add(crumb)
+            crumbs.append((row, crumb))
         results[index] = _stored_result(row, False)
+    # The ledger rows in one insert, then the breadcrumbs that point at them.
+    session.add_all([row for *_rest, row in todo])
+    if crumbs:
+        session.flush()
+        for row, crumb in crumbs:
+            crumb.mutation_id = row.id or 0
+        session.add_all([crumb for _row, crumb in crumbs])
     for index, cmid in enumerate(ids):
         if results[index] is None:  # a repeat inside the same batch: the first one's answer, as a duplicate
             first = results[in_batch[cmid][1]]
@@ -392,6 +400,11 @@ def _push_once(session: Session, crew_id: int | None, device_id: str, mutations:
     session.add(device)
     session.flush()
     return PushResult([r for r in results if r is not None])
+
+
+def _writes_after_checks(m: MutationIn) -> bool:
+    """A LOCATION checks everything before it writes anything, so it needs no savepoint of its own."""
+    return str(getattr(m.kind, "value", m.kind)) == "LOCATION"
 
 
 def _reused(cmid: str, index: int) -> MutationResult:
@@ -410,8 +423,12 @@ def _apply(session: Session, device: Device, m: MutationIn, at: datetime) -> _Ou
     if kind not in KINDS:
         raise DomainError.one("kind", f"unknown mutation kind {kind[:40]!r}")
     ticket = _require_ticket(session, m)
-    held = session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id,
-                                                 Assignment.crew_id == device.crew_id)).first()
+    # One read for both questions: did this crew ever hold the job, and who holds it now.
+    rows = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id, or_(
+        Assignment.crew_id == device.crew_id, col(Assignment.active).is_(True)))))
+    held = next((a for a in rows if a.crew_id == device.crew_id), None)
+    active = next((a for a in rows if a.active), None)
+    note_crews(session, ticket.id or 0, {active.crew_id} if active is not None else set())
     if held is None:
         raise DomainError.one("ticketId", f"ticket {ticket.number} was never assigned to this crew",
                               ErrorCode.FORBIDDEN)
@@ -423,7 +440,7 @@ def _apply(session: Session, device: Device, m: MutationIn, at: datetime) -> _Ou
             raise DomainError.one("note", f"a note may be at most {MAX_NOTE} characters")
         return _Outcome("APPLIED", record_event(session, ticket, SOURCE, note=f"{device.id}: {note}", kind="NOTE",
                                                 at=at))
-    return _apply_status(session, device, m, ticket, at)
+    return _apply_status(session, device, m, ticket, active, at)
 
 
 def _require_ticket(session: Session, m: MutationIn) -> Ticket:
@@ -460,11 +477,10 @@ def _last_status_at(session: Session, ticket: Ticket) -> datetime | None:
                         .order_by(col(TicketEvent.at).desc()).limit(1)).first()
 
 
-def _apply_status(session: Session, device: Device, m: MutationIn, ticket: Ticket, at: datetime) -> _Outcome:
+def _apply_status(session: Session, device: Device, m: MutationIn, ticket: Ticket, active: Assignment | None,
+                  at: datetime) -> _Outcome:
     status = _status_of(m)
     current = TicketStatus(ticket.status)
-    active = session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id,
-                                                   col(Assignment.active).is_(True))).first()
     if active is None or active.crew_id != device.crew_id:
         if status == TicketStatus.RESOLVED and current in OPEN_STATUSES:
             return _resolved_wins(session, device, m, ticket, active, at)
