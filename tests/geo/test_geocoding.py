@@ -229,7 +229,8 @@ def test_locate_returns_none_on_timeout_error_or_no_result(nominatim_url, caplog
     geocoder = make_geocoder(nominatim_url, timeout=0.3)
     with caplog.at_level(logging.INFO, logger="geo.geocoding"):
         assert locate(geocoder, "slow street") is None
-        assert "GeocoderTimedOut" in caplog.text
+        # A read timeout as a rule; on a loaded machine the connect itself may time out (GeocoderUnavailable).
+        assert "GeocoderTimedOut" in caplog.text or "GeocoderUnavailable" in caplog.text
         assert locate(geocoder, "boom road") is None
         assert "GeocoderServiceError" in caplog.text
         assert locate(geocoder, "nothing here") is None
