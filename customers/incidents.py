@@ -5,9 +5,10 @@ of the same customer or site (`duplicateOf`), and group fault reports into incid
 from __future__ import annotations
 
 import logging
+import math
 from datetime import timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import or_, text
 from sqlmodel import Session, col, select
 
 from customers.config import CustomerSettings, get_customer_settings
@@ -33,6 +34,8 @@ def thresholds(settings: CustomerSettings) -> Thresholds:
 def process_report(session: Session, ticket: Ticket, settings: CustomerSettings | None = None) -> Ticket | None:
     """Run at intake on a new, flushed ticket (same transaction). Returns the ticket it joined, if any."""
     settings = settings or get_customer_settings()
+    if ticket.kind in FIELD:
+        take_turns_with_same_reports(session, ticket, settings)
     customer = find_customer(session, ticket.account_number, ticket.contact_phone)
     if customer is not None and ticket.id is not None:  # a new ticket: no link yet
         session.add(TicketCustomer(ticket_id=ticket.id, customer_id=customer.id or 0))
@@ -45,6 +48,29 @@ def process_report(session: Session, ticket: Ticket, settings: CustomerSettings 
     if ticket.kind == TicketKind.FAULT_REPAIR:
         return group_into_incident(session, ticket, customer, settings)
     return None
+
+
+def take_turns_with_same_reports(session: Session, ticket: Ticket, settings: CustomerSettings) -> None:
+    """Two reports by one caller, or at one site, that arrive at the same moment must not both be dispatched:
+    each would miss the other's uncommitted ticket. On PostgreSQL they take turns on transaction-scoped
+    advisory locks (the caller's phone and account, and the grid cells around the site, a cell being twice
+    the duplicate distance wide), so the second sees the first once it commits. SQLite serialises writers.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = [f"phone:{ticket.contact_phone}"] if ticket.contact_phone else []
+    if ticket.account_number:
+        keys.append(f"account:{ticket.account_number}")
+    if ticket.lat is not None and ticket.lng is not None:
+        cell = max(settings.duplicate_site_m, 1.0) * 2 / 111_000
+        cell_lng = cell / max(math.cos(math.radians(ticket.lat)), 0.2)
+        row, column = math.floor(ticket.lat / cell), math.floor(ticket.lng / cell_lng)
+        keys += [f"site:{row + dr}:{column + dc}" for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+    if keys:  # in one order everywhere, so two reports never wait on each other's locks
+        session.execute(text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext(current_schema() || :prefix || key) "
+            "AS k FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered"),
+            {"prefix": ":intake:", "keys": sorted(set(keys))})
 
 
 def find_duplicate(session: Session, ticket: Ticket, customer: Customer | None,

@@ -3,12 +3,14 @@ incidents by the network (or by distance and time), never dispatched twice."""
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from customers.models import IncidentScope, TicketCustomer
 from dispatch.intake import IntakeContext, NewTicket, create_ticket
 from dispatch.models import Incident, Ticket
 from dispatch.planning import read_planning_input
+from tests.conftest import run_at_once
 from tests.customers.customer_world import build_world, call
 
 
@@ -135,3 +137,25 @@ def test_end_to_end_imports_reports_and_the_incidents_query(api: object) -> None
     track = """query($n: String!, $p: String!){ trackTicket(number: $n, phoneLast4: $p){ status } }"""
     joined = answers[2]["ticket"]["number"]
     assert api(track, {"n": joined, "p": phone_of("T3", 3)[-4:]}, role=None)["data"]["trackTicket"]["status"] == "NEW"
+
+
+def test_two_reports_by_one_caller_at_the_same_moment_are_dispatched_once(
+        db: Engine, intake_context: IntakeContext) -> None:
+    for attempt in range(3):  # a race: run it a few times
+        same = NewTicket(kind="FAULT_REPAIR", channel="APP", summary="停电", contact_phone=f"1390000{attempt:04d}",
+                         lat=30.61 + attempt * 0.05, lng=114.31)
+        made = run_at_once(2, lambda own, same=same: create_ticket(own, intake_context, same, "app").ticket, db)
+        assert one_joined_the_other(made)
+
+
+def test_two_neighbours_reporting_the_same_site_at_once_are_dispatched_once(
+        db: Engine, intake_context: IntakeContext) -> None:
+    made = run_at_once(2, lambda own: create_ticket(own, intake_context, NewTicket(
+        kind="FAULT_REPAIR", channel="HOTLINE", summary="停电", lat=30.70001, lng=114.20001), "hotline").ticket, db)
+    assert one_joined_the_other(made)
+
+
+def one_joined_the_other(pair: list[Ticket]) -> bool:
+    """Whichever committed first is dispatched; the other joined it."""
+    a, b = pair
+    return (a.duplicate_of_id, b.duplicate_of_id) in {(None, a.id), (b.id, None)}
