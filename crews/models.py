@@ -41,6 +41,8 @@ class Crew(SQLModel, table=True):
     # Set by a dispatcher or the crew's device (ill, vehicle broken); AVAILABLE/BUSY/OFF_SHIFT are derived.
     unavailable: bool = False
     region: str = Field(default="default", max_length=64, index=True)
+    # The region the crew belongs to; working in another one (mutual aid) costs extra. Migration 0006.
+    home_region: str | None = Field(default=None, max_length=64)
     branch: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

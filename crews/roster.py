@@ -157,6 +157,8 @@ def lend_crew(session: Session, crew_id: int, region: str) -> Crew:
     for assignment in unstarted:
         assignment.active = False
         session.add(assignment)
+    if crew.home_region is None:  # lent for the first time: remember where it belongs (lending cost, reasons)
+        crew.home_region = crew.region
     crew.region = region
     session.add(crew)
     session.commit()

@@ -28,6 +28,7 @@ MAX_SUMMARY = 500
 MAX_DESCRIPTION = 10_000
 MAX_ADDRESS = 500
 MAX_CUSTOMERS = 10_000_000
+MAX_CREWS_NEEDED = 4  # crews that may be asked to work one job at the same time
 SKILL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # Digits with optional +, spaces, dashes and brackets; 5 to 15 digits (E.164 at most 15).
 PHONE_PATTERN = re.compile(r"^\+?[0-9 ()\-]{5,24}$")
@@ -47,6 +48,7 @@ class NewTicket:
     needs_generator: bool | None = None
     critical_load_kw: float | None = None
     customers_affected: int | None = None
+    crews_needed: int | None = None  # crews that must work the job together (default 1)
     account_number: str | None = None
     contact_name: str | None = None
     contact_phone: str | None = None
@@ -101,6 +103,8 @@ def validate(report: NewTicket) -> None:
             problems.add("location", message)
     if report.customers_affected is not None and not 0 <= report.customers_affected <= MAX_CUSTOMERS:
         problems.add("customersAffected", "customersAffected must be between 0 and 10 000 000")
+    if report.crews_needed is not None and not 1 <= report.crews_needed <= MAX_CREWS_NEEDED:
+        problems.add("crewsNeeded", f"crewsNeeded must be between 1 and {MAX_CREWS_NEEDED}")
     if report.critical_load_kw is not None and (
         not math.isfinite(report.critical_load_kw) or report.critical_load_kw <= 0 or report.critical_load_kw > 1e5
     ):
@@ -173,6 +177,7 @@ def create_ticket(session: Session, context: IntakeContext, report: NewTicket, s
         branch=branch_for(context.region, lat, lng) if lat is not None and lng is not None else None,
         region=report.region, required_skills=skills, needs_generator=bool(report.needs_generator),
         critical_load_kw=report.critical_load_kw, customers_affected=customers,
+        crews_needed=report.crews_needed or 1,
         account_number=report.account_number, contact_name=report.contact_name, contact_phone=phone,
         phone_last4=phone[-4:] if phone else None,
         preferred_channels=list(dict.fromkeys(report.preferred_channels or [report.channel])),

@@ -52,6 +52,13 @@ class Ticket(SQLModel, table=True):
     needs_generator: bool = False
     critical_load_kw: float | None = None
     customers_affected: int = 1
+    # Crews that must work the job at the same time (heavy transformer swap, pole replacement): they start
+    # together or none is sent. Migration 0008.
+    crews_needed: int = 1
+    # Precedence: this job starts at least depends_gap_minutes after ticket depends_on_id is finished (isolation
+    # switching before the repair, tree trimming before line work), and only once that one is planned.
+    depends_on_id: int | None = None
+    depends_gap_minutes: int = 0
     account_number: str | None = Field(default=None, max_length=64, index=True)
     contact_name: str | None = Field(default=None, max_length=200)
     contact_phone: str | None = Field(default=None, max_length=32, index=True)
@@ -68,6 +75,12 @@ class Ticket(SQLModel, table=True):
     eta: datetime | None = Field(default=None, sa_type=UTCDateTime)
     etr: datetime | None = Field(default=None, sa_type=UTCDateTime)
     power_restored_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Appointment window (booked slot, or a later try after the customer was not home): no crew before
+    # window_start; window_end is the promise. Migration 0006.
+    window_start: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    window_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Work on site reported to take longer (overrun): when the crew now expects to finish. Migration 0006.
+    expected_finish: datetime | None = Field(default=None, sa_type=UTCDateTime)
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
     duplicate_of_id: int | None = Field(default=None, foreign_key="ticket.id")
     # Optimistic lock: every status change bumps it, so concurrent writers can detect each other.

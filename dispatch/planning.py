@@ -5,7 +5,9 @@ The optimizer itself (dispatch/optimizer) sees only plain data; this module is t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,7 +18,7 @@ from core.clock import utcnow
 from core.errors import DomainError, ErrorCode
 from crews.models import Crew, GeneratorStatus, MobileGenerator
 from crews.roster import on_shift, require_crew
-from dispatch.enums import FIELD_KINDS, PlanStatus, TicketStatus
+from dispatch.enums import FIELD_KINDS, OPEN_STATUSES, PlanStatus, TicketStatus
 from dispatch.models import Assignment, DispatchPlan, Ticket
 from dispatch.optimizer import (
     AssignmentOut,
@@ -29,11 +31,19 @@ from dispatch.optimizer import (
     insert_ticket,
     solve,
 )
+from dispatch.optimizer.replan import preempt
 from dispatch.rules import load_rules
 from dispatch.tickets import change_status, record_event, require_ticket
 from geo.travel import minutes_between
 
 log = logging.getLogger(__name__)
+# Called with (region, trigger, solve seconds) after every optimizer solve; api/metrics.py adds its histogram here.
+SOLVE_OBSERVERS: list[Callable[[str, str, float], None]] = []
+
+
+def _observe_solve(region: str, trigger: str, seconds: float) -> None:
+    for observe in SOLVE_OBSERVERS:
+        observe(region, trigger, seconds)
 
 PLANNABLE_STATUSES = (TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.EN_ROUTE, TicketStatus.ON_SITE)
 DEFAULT_SHIFT_HOURS = 12  # a crew without a shift is planned as on call for this long
@@ -48,27 +58,42 @@ class PlanningInput:
     tickets: list[TicketIn]
     generators: list[GeneratorIn]
     unlocated: list[int] = field(default_factory=list)
+    blocked: dict[int, str] = field(default_factory=dict)  # ticket id -> why it cannot be planned now
 
 
 def _minutes(at: datetime | None, start: datetime, default: int) -> int:
     return default if at is None else int((at - start).total_seconds() // 60)
 
 
+def with_meal_break(crew: CrewIn, settings: OptimizerSettings, shift_known: bool) -> CrewIn:
+    """A crew on a long shift gets its meal break window (minutes into the shift, from the settings)."""
+    if not shift_known or settings.meal_break_minutes <= 0 or \
+            crew.shift_end - crew.shift_start <= settings.meal_break_after_minutes:
+        return crew
+    lo, hi = settings.meal_break_window
+    return dataclasses.replace(crew, break_start=crew.shift_start + lo, break_end=crew.shift_start + hi,
+                               break_minutes=settings.meal_break_minutes)
+
+
 def read_planning_input(session: Session, region: str = "default", now: datetime | None = None,
-                        only_routed_and: int | None = None) -> PlanningInput:
+                        only_routed_and: int | None = None, settings: OptimizerSettings | None = None,
+                        ) -> PlanningInput:
     """Open field tickets, crews on or coming on shift and available generators of `region`, as plain data.
 
     `only_routed_and=ticket_id` reads just the tickets on crews' active routes plus that one: all an
-    insertion needs, so an emergency does not load the whole pool.
+    insertion needs, so an emergency does not load the whole pool. Crews whose shift (start and end both
+    known) is longer than `settings.meal_break_after_minutes` get a meal break window.
     """
     now = now or utcnow()
     rules = load_rules()
+    s = settings or OptimizerSettings()
     crews = [
-        CrewIn(id=str(c.id), lat=c.lat if c.lat is not None else c.home_lat,
+        with_meal_break(CrewIn(id=str(c.id), lat=c.lat if c.lat is not None else c.home_lat,
                lng=c.lng if c.lng is not None else c.home_lng, home_lat=c.home_lat, home_lng=c.home_lng,
                skills=frozenset(c.skills), shift_start=_minutes(c.shift_start, now, 0),
                shift_end=_minutes(c.shift_end, now, DEFAULT_SHIFT_HOURS * 60),
-               can_tow_generator=c.can_tow_generator, region=c.region)
+               can_tow_generator=c.can_tow_generator, region=c.region, home_region=c.home_region),
+                    s, c.shift_start is not None and c.shift_end is not None)
         for c in session.exec(select(Crew).where(Crew.region == region, col(Crew.unavailable).is_(False)))
         if c.shift_end is None or c.shift_end > now
     ]
@@ -76,7 +101,10 @@ def read_planning_input(session: Session, region: str = "default", now: datetime
         return PlanningInput(start=now, crews=[], tickets=[], generators=[])
     query = select(Ticket).where(
         Ticket.region == region, col(Ticket.kind).in_([k.value for k in FIELD_KINDS]),
-        col(Ticket.status).in_([s.value for s in PLANNABLE_STATUSES]), col(Ticket.duplicate_of_id).is_(None))
+        or_(col(Ticket.status).in_([s.value for s in PLANNABLE_STATUSES]),
+            # on hold with a later window (customer not at home, booked slot): back in the pool for then
+            (col(Ticket.status) == TicketStatus.ON_HOLD.value) & col(Ticket.window_start).is_not(None)),
+        col(Ticket.duplicate_of_id).is_(None))
     if only_routed_and is not None:
         routed = select(Assignment.ticket_id).where(col(Assignment.active).is_(True))
         query = query.where(or_(col(Ticket.id).in_(routed), col(Ticket.id) == only_routed_and))
@@ -92,11 +120,20 @@ def read_planning_input(session: Session, region: str = "default", now: datetime
         service = rules.service_minutes(t.kind)
         if t.status == TicketStatus.ON_SITE and t.responded_at is not None:
             service = max(5, service - _minutes(now, t.responded_at, 0))
+            if t.expected_finish is not None and t.expected_finish > now:  # an overrun the crew reported
+                service = max(service, _minutes(t.expected_finish, now, 0))
+        respond_by = None if t.respond_by is None or t.responded_at else _minutes(t.respond_by, now, 0)
+        if t.window_end is not None and not t.responded_at:
+            respond_by = _minutes(t.window_end, now, 0)
         tickets.append(TicketIn(
             id=str(t.id), lat=t.lat, lng=t.lng, priority=t.priority, kind=t.kind,
             required_skills=frozenset(t.required_skills), service_minutes=service,
-            respond_by=None if t.respond_by is None or t.responded_at else _minutes(t.respond_by, now, 0),
+            respond_by=respond_by,
+            earliest_start=_minutes(t.window_start, now, 0) if t.window_start and t.window_start > now else None,
             customers_affected=max(1, t.customers_affected), needs_generator=t.needs_generator,
+            crews_needed=max(1, t.crews_needed),
+            depends_on=str(t.depends_on_id) if t.depends_on_id is not None else None,
+            depends_gap_minutes=max(0, t.depends_gap_minutes),
             critical_load_kw=t.critical_load_kw, area_type=t.area_type, status=t.status,
             assigned_crew_id=str(current.crew_id) if current else None,
             pinned=bool(current and current.pinned), region=t.region,
@@ -106,7 +143,33 @@ def read_planning_input(session: Session, region: str = "default", now: datetime
                       MobileGenerator.region == region,
                       col(MobileGenerator.status).in_([GeneratorStatus.AVAILABLE.value,
                                                        GeneratorStatus.ASSIGNED.value])))]
-    return PlanningInput(start=now, crews=crews, tickets=tickets, generators=generators, unlocated=unlocated)
+    blocked = _blocked_by_predecessor(session, rows, tickets) if only_routed_and is None else {}
+    tickets = [t for t in tickets if int(t.id) not in blocked]
+    return PlanningInput(start=now, crews=crews, tickets=tickets, generators=generators, unlocated=unlocated,
+                         blocked=blocked)
+
+
+def _blocked_by_predecessor(session: Session, rows: list[Ticket], tickets: list[TicketIn]) -> dict[int, str]:
+    """Tickets waiting for a job that is still open but not on this board (unlocated, on hold, elsewhere), down
+    chains: they cannot be planned now. A predecessor that is closed counts as done."""
+    planned = {int(t.id) for t in tickets}
+    blocked: dict[int, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for t in rows:
+            dep = t.depends_on_id
+            if t.id is None or dep is None or t.id in blocked or t.id not in planned:
+                continue
+            if dep in blocked:
+                blocked[t.id] = f"waits for ticket {dep}, which cannot be planned now"
+                changed = True
+            elif dep not in planned:
+                first = session.get(Ticket, dep)
+                if first is not None and TicketStatus(first.status) in OPEN_STATUSES:
+                    blocked[t.id] = f"waits for {first.number} ({first.status}), which is not on the board now"
+                    changed = True
+    return blocked
 
 
 def committed_plan(session: Session, region: str = "default") -> DispatchPlan | None:
@@ -137,19 +200,22 @@ def store_plan(session: Session, data: PlanningInput, plan: Plan, region: str, t
     unassigned = [{"ticket_id": int(u.ticket_id), "reason": u.reason} for u in plan.unassigned]
     unassigned += [{"ticket_id": t, "reason": "location unknown: geocode the address or set a location"}
                    for t in data.unlocated]
+    unassigned += [{"ticket_id": t, "reason": reason} for t, reason in data.blocked.items()]
     row = DispatchPlan(region=region, status=PlanStatus.PROPOSED.value, start_at=data.start,
                        solve_seconds=plan.solve_seconds, late_tickets=plan.late_tickets,
                        total_travel_minutes=plan.total_travel_minutes, objective=plan.objective,
                        trigger=trigger, stats=_json_safe(plan.stats), unassigned=unassigned)
     session.add(row)
     session.flush()
+    # only a dispatcher's pin is stored as one (the optimizer also marks work in progress as fixed)
+    pins = {t.id for t in data.tickets if t.pinned}
     for a in plan.assignments:
         session.add(Assignment(
             plan_id=row.id, ticket_id=int(a.ticket_id), crew_id=int(a.crew_id),
             generator_id=int(a.generator_id) if a.generator_id else None, sequence=a.sequence,
             planned_arrival=data.start + timedelta(minutes=a.planned_arrival),
             planned_finish=data.start + timedelta(minutes=a.planned_finish),
-            pinned=a.pinned, reason=a.reason, active=False))
+            pinned=a.ticket_id in pins, reason=a.reason, active=False))
     return row
 
 
@@ -201,6 +267,8 @@ def commit_plan(session: Session, plan: DispatchPlan, source: str) -> None:
         note = f"{crew_name}, ETA {a.planned_arrival:%H:%M} UTC"
         if ticket.status == TicketStatus.NEW:
             change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"assigned to {note}")
+        elif ticket.status == TicketStatus.ON_HOLD:  # waiting for its later window: planned, still on hold
+            record_event(session, ticket, source, note=f"planned for {note}", kind="ASSIGNMENT")
         elif before is not None and before.crew_id != a.crew_id and ticket.status == TicketStatus.ASSIGNED:
             change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"reassigned to {note}")
         session.add(ticket)
@@ -230,10 +298,11 @@ def optimize_and_store(
     """Solve the region's board from its current routes (warm start); store the plan, commit it if asked."""
     if time_limit_s is not None and not 0 < time_limit_s <= 600:
         raise DomainError.one("timeLimitSeconds", "timeLimitSeconds must be more than 0 and at most 600")
-    data = read_planning_input(session, region, now)
+    data = read_planning_input(session, region, now, settings=settings)
     initial = current_routes(session, data)
     plan = solve(data.crews, data.tickets, data.generators, settings or OptimizerSettings(),
                  initial_plan=initial if initial.assignments else None, time_limit_s=time_limit_s or 5.0)
+    _observe_solve(region, trigger, plan.solve_seconds)
     row = store_plan(session, data, plan, region, trigger)
     if commit:
         commit_plan(session, row, source)
@@ -255,6 +324,43 @@ def plan_assignments(session: Session, plan_id: int) -> list[Assignment]:
                              .order_by(col(Assignment.crew_id), col(Assignment.sequence))))
 
 
+def commit_proposed(session: Session, plan_id: int, source: str) -> DispatchPlan:
+    """Commit a plan proposed earlier (`optimizeDispatch` with `commit: false`) exactly as the dispatcher saw it.
+
+    Refused (CONFLICT) when the board has moved on since the proposal: a later plan was committed, a crew got
+    a job outside the plan (a manual assignment, an urgent insertion), or one of its tickets can no longer be
+    planned. The dispatcher then optimises again.
+    """
+    plan = session.get(DispatchPlan, plan_id)
+    if plan is None:
+        raise DomainError.one("planId", f"plan {plan_id} does not exist", ErrorCode.NOT_FOUND)
+    if plan.status != PlanStatus.PROPOSED:
+        raise DomainError.one("planId", f"plan {plan.id} is {plan.status}; only a proposed plan can be committed",
+                              ErrorCode.CONFLICT)
+    later = session.exec(select(DispatchPlan.id).where(
+        DispatchPlan.region == plan.region, DispatchPlan.status == PlanStatus.COMMITTED,
+        col(DispatchPlan.id) > plan.id)).first()
+    if later is not None:
+        raise DomainError.one("planId", f"plan {later} was committed after plan {plan.id} was proposed: "
+                              "optimise again", ErrorCode.CONFLICT)
+    moved = session.exec(select(Assignment.ticket_id).join(Ticket, col(Ticket.id) == col(Assignment.ticket_id)).where(
+        col(Assignment.active).is_(True), Ticket.region == plan.region,
+        col(Assignment.created_at) > plan.created_at)).first()
+    if moved is not None:
+        raise DomainError.one("planId", f"a ticket was assigned after plan {plan.id} was proposed: optimise again",
+                              ErrorCode.CONFLICT)
+    ticket_ids = {a.ticket_id for a in plan_assignments(session, plan_id)}
+    done = session.exec(select(Ticket).where(
+        col(Ticket.id).in_(ticket_ids),
+        col(Ticket.status).not_in([s.value for s in PLANNABLE_STATUSES]))).first()
+    if done is not None:
+        raise DomainError.one("planId", f"ticket {done.number} is {done.status} since plan {plan.id} was proposed: "
+                              "optimise again", ErrorCode.CONFLICT)
+    commit_plan(session, plan, source)
+    session.commit()
+    return plan
+
+
 # ------------------------------------------------------------------ the dispatcher's manual assignment
 
 
@@ -273,9 +379,19 @@ class AssignResult:
 
 
 def assign_ticket(session: Session, request: AssignRequest, source: str, now: datetime | None = None) -> AssignResult:
-    """Put a ticket at the end of a crew's route, checked like the optimizer would, and pin it if asked."""
+    """Put a ticket at the end of a crew's route, checked like the optimizer would, and pin it if asked.
+
+    Two dispatchers (or server processes) assigning one ticket at once queue on the ticket's row lock; the one
+    that finds the ticket changed by the other while it waited gets CONFLICT instead of overwriting it.
+    """
     now = now or utcnow()
-    ticket = require_ticket(session, request.ticket_id)
+    seen = _assignment_state(session, request.ticket_id)
+    require_ticket(session, request.ticket_id)
+    ticket = session.exec(select(Ticket).where(Ticket.id == request.ticket_id).with_for_update()
+                          .execution_options(populate_existing=True)).one()
+    if _assignment_state(session, request.ticket_id) != seen:
+        raise DomainError.one("ticketId", f"ticket {ticket.number} was just changed by someone else (now "
+                              f"{ticket.status}): reload it and decide again", ErrorCode.CONFLICT)
     crew = require_crew(session, request.crew_id)
     warnings: list[str] = []
     if ticket.status not in {TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.ON_HOLD}:
@@ -336,6 +452,15 @@ def assign_ticket(session: Session, request: AssignRequest, source: str, now: da
     return AssignResult(assignment, warnings)
 
 
+def _assignment_state(session: Session, ticket_id: int) -> tuple[object, ...]:
+    """The ticket's status and active assignments as the database has them now (not the session's copies)."""
+    status = session.exec(select(Ticket.status).where(Ticket.id == ticket_id)).first()
+    active = session.exec(select(Assignment.id).where(Assignment.ticket_id == ticket_id,
+                                                      col(Assignment.active).is_(True))
+                          .order_by(col(Assignment.id))).all()
+    return (status, *active)
+
+
 def _check_generator(session: Session, generator_id: int | None, ticket: Ticket, crew: Crew) -> MobileGenerator | None:
     if generator_id is None:
         return None
@@ -361,14 +486,23 @@ def _check_generator(session: Session, generator_id: int | None, ticket: Ticket,
 def fast_insert(session: Session, ticket: Ticket, source: str = "system",
                 settings: OptimizerSettings | None = None, now: datetime | None = None) -> Assignment | None:
     """Give a new EMERGENCY/CRITICAL ticket a crew within milliseconds: cheapest feasible insertion into the
-    committed routes, nothing in progress moved. The background re-plan may improve on it later."""
-    if ticket.lat is None or ticket.status != TicketStatus.NEW:
+    committed routes. Work on site is never moved; a crew driving to a LOW/NORMAL job may be diverted (that
+    job goes back to ASSIGNED, after the emergency on the same route). The background re-plan may improve on
+    it later."""
+    if ticket.lat is None:
+        return None
+    # A dispatcher may have assigned it since it was read: hold its row and look again (as assign_ticket does).
+    ticket = session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()
+                          .execution_options(populate_existing=True)).one()
+    if ticket.status != TicketStatus.NEW or session.exec(select(Assignment.id).where(
+            Assignment.ticket_id == ticket.id, col(Assignment.active).is_(True))).first() is not None:
+        session.rollback()
         return None
     data = read_planning_input(session, ticket.region, now, only_routed_and=ticket.id)
     new = next((t for t in data.tickets if t.id == str(ticket.id)), None)
     if new is None or not data.crews:
         return None
-    others = [t for t in data.tickets if t.id != new.id]
+    others = preempt([t for t in data.tickets if t.id != new.id])
     plan = insert_ticket(current_routes(session, data), data.crews, others, data.generators, new,
                          settings or OptimizerSettings())
     placed = next((a for a in plan.assignments if a.ticket_id == new.id), None)
@@ -380,6 +514,12 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
                                                      Assignment.crew_id == int(placed.crew_id))):
         out = same_crew.get(str(row.ticket_id))
         if out is not None:
+            if out.sequence > placed.sequence:
+                diverted = session.get(Ticket, row.ticket_id)
+                if diverted is not None and diverted.status == TicketStatus.EN_ROUTE:
+                    diverted.eta = data.start + timedelta(minutes=out.planned_arrival)  # customers hear of it
+                    change_status(session, diverted, TicketStatus.ASSIGNED, source,
+                                  note=f"crew diverted to {ticket.priority} ticket {ticket.number} first")
             row.sequence = out.sequence
             row.planned_arrival = data.start + timedelta(minutes=out.planned_arrival)
             row.planned_finish = data.start + timedelta(minutes=out.planned_finish)
@@ -421,6 +561,7 @@ def reoptimize_if_better(session: Session, region: str = "default", time_limit_s
     current = evaluate(initial, data.crews, data.tickets, settings, generators=data.generators)["objective"]
     plan = solve(data.crews, data.tickets, data.generators, settings,
                  initial_plan=initial if initial.assignments else None, time_limit_s=time_limit_s)
+    _observe_solve(region, "reoptimize", plan.solve_seconds)
     if plan.objective >= current - 1e-6:
         log.info("re-optimisation of %s found nothing better (%.0f vs %.0f)", region, plan.objective, current)
         return None

@@ -219,3 +219,60 @@ def cancel_ticket(session: Session, ticket_id: int, reason: str, source: str) ->
         assignment.active = False
         session.add(assignment)
     return ticket
+
+
+def set_crews_needed(session: Session, ticket_id: int, crews_needed: int, source: str) -> Ticket:
+    """Say how many crews must work a job at the same time (found on site: a heavy transformer swap needs two);
+    the next plan sends that many together, or none. Not for work under way or closed."""
+    from dispatch.intake import MAX_CREWS_NEEDED
+
+    ticket = require_ticket(session, ticket_id)
+    if not 1 <= crews_needed <= MAX_CREWS_NEEDED:
+        raise DomainError.one("crewsNeeded", f"crewsNeeded must be between 1 and {MAX_CREWS_NEEDED}")
+    if TicketStatus(ticket.status) not in OPEN_STATUSES:
+        raise DomainError.one("ticketId", f"ticket {ticket.number} is {ticket.status}", ErrorCode.CONFLICT)
+    if ticket.crews_needed != crews_needed:
+        ticket.crews_needed = crews_needed
+        ticket.version += 1
+        ticket.updated_at = utcnow()
+        session.add(ticket)
+        record_event(session, ticket, source, note=f"needs {crews_needed} crew(s) at the same time", kind="NOTE")
+    session.commit()
+    return ticket
+
+
+MAX_DEPENDENCY_GAP = 24 * 60
+
+
+def set_dependency(session: Session, ticket_id: int, depends_on_id: int | None, gap_minutes: int,
+                   source: str) -> Ticket:
+    """Make a job wait for another (isolation switching before the repair, restoration switching after it, tree
+    trimming before line work): later plans start it at least ``gap_minutes`` after the other is finished and only
+    plan it with that one. ``depends_on_id=None`` removes the dependency. No cycles."""
+    ticket = require_ticket(session, ticket_id)
+    if TicketStatus(ticket.status) not in OPEN_STATUSES:
+        raise DomainError.one("ticketId", f"ticket {ticket.number} is {ticket.status}", ErrorCode.CONFLICT)
+    if not 0 <= gap_minutes <= MAX_DEPENDENCY_GAP:
+        raise DomainError.one("gapMinutes", f"gapMinutes must be between 0 and {MAX_DEPENDENCY_GAP}")
+    note = "no longer waits for another job"
+    if depends_on_id is not None:
+        first = require_ticket(session, depends_on_id, "dependsOnId")
+        cur: Ticket | None = first
+        for _ in range(100):  # walk the chain: it must not lead back to this ticket
+            if cur is None or cur.depends_on_id is None:
+                break
+            if cur.depends_on_id == ticket.id:
+                cur = ticket
+                break
+            cur = session.get(Ticket, cur.depends_on_id)
+        if first.id == ticket.id or cur is ticket:
+            raise DomainError.one("dependsOnId", "a job cannot wait for itself, directly or down a chain",
+                                  ErrorCode.CONFLICT)
+        note = f"waits for {first.number}" + (f" + {gap_minutes} min" if gap_minutes else "")
+    ticket.depends_on_id, ticket.depends_gap_minutes = depends_on_id, gap_minutes if depends_on_id else 0
+    ticket.version += 1
+    ticket.updated_at = utcnow()
+    session.add(ticket)
+    record_event(session, ticket, source, note=note, kind="NOTE")
+    session.commit()
+    return ticket

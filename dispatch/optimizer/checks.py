@@ -113,4 +113,26 @@ def check_feasibility(
     for gid, n in used.items():
         if n > 1:
             errs.append(f"generator {gid} used at {n} sites")
+    planned = {a.ticket_id: a for a in plan.assignments}
+    for a in plan.assignments:  # precedence: after the job it depends on is finished (+ gap), and only with it
+        t = tick_by.get(a.ticket_id)
+        if t is None or t.depends_on is None or t.depends_on not in tick_by or (t.fixed and t.assigned_crew_id):
+            continue
+        first = planned.get(t.depends_on)
+        if first is None:
+            errs.append(f"{t.id} is planned but {t.depends_on}, which must come first, is not")
+        elif a.planned_arrival < first.planned_finish + max(0, t.depends_gap_minutes):
+            errs.append(f"{t.id} starts at {a.planned_arrival}, before {t.depends_on} is done "
+                        f"({first.planned_finish}) + {t.depends_gap_minutes} min")
+    together = (plan.stats or {}).get("multi_crew", {})
+    for a in plan.assignments:  # a multi-crew job has all its crews, all different and qualified, or none
+        t = tick_by.get(a.ticket_id)
+        if t is None or t.crews_needed <= 1 or (t.fixed and t.assigned_crew_id in crew_by):
+            continue
+        crews_there = together.get(t.id, {}).get("crews", [])
+        if len(set(crews_there)) != t.crews_needed or crews_there[:1] != [a.crew_id]:
+            errs.append(f"{t.id} needs {t.crews_needed} different crews at once, planned with {crews_there}")
+        for cid in crews_there:
+            if cid not in crew_by or not t.required_skills <= crew_by[cid].skills:
+                errs.append(f"{t.id}: crew {cid} does not qualify")
     return errs

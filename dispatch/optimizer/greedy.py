@@ -34,11 +34,23 @@ def greedy_plan(
     return build_plan(p, greedy_routes(p), time.perf_counter() - t0, {"method": "greedy"})
 
 
-def greedy_routes(p: Problem, only: frozenset[str] | None = None) -> dict[str, list[Visit]]:
-    """The dispatcher's greedy routes (optionally only for tickets whose priority is in ``only``)."""
+def greedy_routes(
+    p: Problem, only: frozenset[str] | None = None, start: dict[str, list[Visit]] | None = None
+) -> dict[str, list[Visit]]:
+    """The dispatcher's greedy routes (optionally only for tickets whose priority is in ``only``).
+
+    With ``start`` (routes already given out, e.g. a committed plan) those stay as they are and only the
+    tickets not on any of them are appended, each to the crew that can be there first: how a dispatcher
+    adds new work by hand without re-planning.
+    """
     routes: dict[str, list[Visit]] = {
         c.id: [ticket_key(t) for t in p.fixed[i]] for i, c in enumerate(p.crews)
     }
+    if start is not None:
+        from dispatch.optimizer.core import sanitize_routes
+
+        routes.update(sanitize_routes(p, start))
+    taken = {k[2:] for keys in routes.values() for k in keys if k[0] == "T"}
     free_at: list[int] = []
     at: list[int] = []
     for i, c in enumerate(p.crews):
@@ -49,11 +61,14 @@ def greedy_routes(p: Problem, only: frozenset[str] | None = None) -> dict[str, l
         (
             t
             for t in p.tickets
-            if not p.is_fixed(t) and t.id not in p.unserviceable and (only is None or t.priority in only)
+            if not p.is_fixed(t)
+            and t.id not in p.unserviceable
+            and t.id not in taken
+            and (only is None or t.priority in only)
         ),
         key=lambda t: (PRIORITY_RANK[t.priority], t.respond_by if t.respond_by is not None else 10**9, t.id),
     )
-    used_gens: set[str] = set()
+    used_gens: set[str] = {k.split(":")[1] for keys in routes.values() for k in keys if k[0] == "P"}
     for t in order:
         tp = p.ticket_point(p.ticket_index[t.id])
         svc = p.settings.service_minutes(t)
@@ -75,6 +90,22 @@ def greedy_routes(p: Problem, only: frozenset[str] | None = None) -> dict[str, l
         at[c] = tp
         if t.needs_generator:
             _greedy_generator(p, routes, free_at, at, t.id, used_gens)
+    return _linked_jobs(p, routes, order)
+
+
+def _linked_jobs(p: Problem, routes: dict[str, list[Visit]], order: Sequence[TicketIn]) -> dict[str, list[Visit]]:
+    """What a dispatcher does by hand for jobs tied to others: a multi-crew job gets all its crews together (or
+    none), a job waiting for another is planned only with it (its crew waits; see ``Problem.sync_starts``)."""
+    if not p.multi and not p.after:
+        return routes
+    from dispatch.optimizer.core import strip_incomplete
+    from dispatch.optimizer.insertion import insert_visit
+
+    strip_incomplete(p, routes)
+    present = {k[2:] for keys in routes.values() for k in keys if k[0] == "T"}
+    for t in order:
+        if t.id not in present and (t.id in p.multi or t.id in p.after):
+            insert_visit(p, routes, t.id)
     return routes
 
 

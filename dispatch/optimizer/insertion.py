@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 
-from dispatch.optimizer.core import Problem, Visit, complete_pairs, sanitize_routes, ticket_key
+from dispatch.optimizer.core import (
+    Problem,
+    Visit,
+    assist_keys,
+    complete_pairs,
+    sanitize_routes,
+    strip_incomplete,
+    ticket_key,
+)
 from dispatch.optimizer.model import CrewIn, GeneratorIn, OptimizerSettings, Plan, TicketIn
 from dispatch.optimizer.plan import build_plan, routes_from_plan
 from geo.travel import TravelMatrixProvider
@@ -121,6 +130,12 @@ def insert_visit(p: Problem, routes: dict[str, list[Visit]], tid: str, force: bo
     t = p.tickets[ti]
     if tid in p.unserviceable:
         return False
+    if tid in p.after and not any(ticket_key(p.after[tid][0]) in keys for keys in routes.values()):
+        return False  # its predecessor is not planned (yet)
+    if tid in p.multi:
+        return insert_multi_crew(p, routes, tid, force)
+    if tid in p.after or tid in p.needed_by:
+        return _insert_linked(p, routes, tid, force)
     ins = best_insertion(p, routes, [ticket_key(tid)], p.qualified[ti], bump=force)
     if ins is None or (not force and ins[0] >= p.drop_penalty(t)):
         return False
@@ -131,6 +146,77 @@ def insert_visit(p: Problem, routes: dict[str, list[Visit]], tid: str, force: bo
         routes.setdefault(cid, []).insert(pos, ticket_key(tid))
     if t.needs_generator:
         insert_generator(p, routes, tid)
+    return True
+
+
+def _insert_linked(p: Problem, routes: dict[str, list[Visit]], tid: str, force: bool) -> bool:
+    """Insert a job linked to others by precedence: the cheapest position by the joint timing (a job waits for
+    its predecessor, whose delay moves what depends on it), if every shift still fits."""
+    ti = p.ticket_index[tid]
+    key = ticket_key(tid)
+    before = p.objective(routes)
+    best: tuple[int, str, list[Visit]] | None = None
+    for c in candidate_crews(p, routes, [key], p.qualified[ti]):
+        cid = p.crews[c].id
+        route = routes.get(cid, [])
+        for pos in range(len(p.fixed[c]), len(route) + 1):
+            cand = {**routes, cid: route[:pos] + [key] + route[pos:]}
+            sync = p.sync_starts(cand)
+            if any(p.eval_route(p.crew_index[x], r, sync)[1] > p.hard_end[p.crew_index[x]] for x, r in cand.items()):
+                continue
+            cost = p.objective(cand)
+            if best is None or cost < best[0]:
+                best = (cost, cid, cand[cid])
+    if best is None or (not force and best[0] >= before):
+        return False
+    routes[best[1]] = best[2]
+    if p.tickets[ti].needs_generator:
+        insert_generator(p, routes, tid)
+    return True
+
+
+MULTI_CANDIDATES = 2  # crews tried beyond the needed number when choosing who goes to a multi-crew job
+
+
+def insert_multi_crew(p: Problem, routes: dict[str, list[Visit]], tid: str, force: bool = False) -> bool:
+    """Insert a job needing ``n`` crews at once: each of the ``n + MULTI_CANDIDATES`` crews with the cheapest
+    single insertion is a candidate; every combination of ``n`` of them is timed together (the first there waits
+    for the others, :meth:`Problem.sync_starts`) and the cheapest that fits every shift wins, if it costs less
+    than leaving the job (or always with ``force``). All crews or none: nothing changes when none fits."""
+    ti = p.ticket_index[tid]
+    n = p.multi[tid]
+    keys = [ticket_key(tid), *assist_keys(tid, n)]
+    single: list[tuple[int, int, int]] = []  # (delta, crew, position)
+    for c in candidate_crews(p, routes, keys[:1], p.qualified[ti]):
+        route = routes.get(p.crews[c].id, [])
+        base = p.eval_route(c, route)[0]
+        best: tuple[int, int, int] | None = None
+        for pos in range(len(p.fixed[c]), len(route) + 1):
+            cost, end = p.eval_route(c, route[:pos] + keys[:1] + route[pos:])
+            if end <= p.hard_end[c] and (best is None or cost - base < best[0]):
+                best = (cost - base, c, pos)
+        if best is not None:
+            single.append(best)
+    single.sort()
+    if len(single) < n:
+        return False
+    before = p.objective(routes)
+    chosen: tuple[int, dict[str, list[Visit]]] | None = None
+    for combo in itertools.combinations(single[: n + MULTI_CANDIDATES], n):
+        cand = dict(routes)
+        for key, (_, c, pos) in zip(keys, combo, strict=True):
+            cid = p.crews[c].id
+            route = list(cand.get(cid, []))
+            cand[cid] = route[:pos] + [key] + route[pos:]
+        sync = p.sync_starts(cand)
+        if any(p.eval_route(p.crew_index[cid], r, sync)[1] > p.hard_end[p.crew_index[cid]] for cid, r in cand.items()):
+            continue
+        cost = p.objective(cand)
+        if chosen is None or cost < chosen[0]:
+            chosen = (cost, cand)
+    if chosen is None or (not force and chosen[0] >= before):
+        return False
+    routes.update(chosen[1])
     return True
 
 
@@ -152,13 +238,20 @@ def insert_generator(p: Problem, routes: dict[str, list[Visit]], tid: str) -> bo
 
 
 def repair(p: Problem, routes: dict[str, list[Visit]]) -> int:
-    """Insert every serviceable ticket that is missing from ``routes`` (most urgent first); returns count."""
+    """Insert every serviceable ticket that is missing from ``routes`` (most urgent first); returns count.
+    A multi-crew job without all its crews is taken off first (and inserted again with all of them, if it fits)."""
+    strip_incomplete(p, routes)
     present = {k[2:] for keys in routes.values() for k in keys if k[0] == "T"}
     missing = [t for t in p.tickets if t.id not in present and t.id not in p.unserviceable]
     missing.sort(key=lambda t: (-p.drop_penalty(t), t.respond_by if t.respond_by is not None else 10**9))
     n = 0
     for t in missing:
         n += insert_visit(p, routes, t.id)
+    if p.after:  # a job tried before its predecessor was planned gets a second chance
+        present = {k[2:] for keys in routes.values() for k in keys if k[0] == "T"}
+        for t in missing:
+            if t.id in p.after and t.id not in present:
+                n += insert_visit(p, routes, t.id)
     return n
 
 

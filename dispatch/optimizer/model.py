@@ -30,6 +30,11 @@ class CrewIn:
     can_tow_generator: bool = False
     end_at_home: bool = True
     region: str | None = None
+    home_region: str | None = None  # set and different from a ticket's region: lent (mutual aid), costs extra
+    # Meal break: ``break_minutes`` starting between ``break_start`` and ``break_end`` (0 minutes = none)
+    break_start: int = 0
+    break_end: int = 0
+    break_minutes: int = 0
 
     @property
     def available_from(self) -> int:
@@ -59,6 +64,13 @@ class TicketIn:
     assigned_crew_id: str | None = None
     pinned: bool = False
     region: str | None = None
+    earliest_start: int | None = None  # booked window / customer not home before: a crew arriving earlier waits
+    crews_needed: int = 1  # > 1: that many crews must start together (synchronised start) or none comes
+    # Precedence: this job starts at least ``depends_gap_minutes`` after ticket ``depends_on`` is finished
+    # (isolation switching before the repair, tree trimming before line work), and is served only if that one
+    # is; a ``depends_on`` not in the problem counts as done.
+    depends_on: str | None = None
+    depends_gap_minutes: int = 0
 
     @property
     def in_progress(self) -> bool:
@@ -116,7 +128,12 @@ class OptimizerSettings:
       EMERGENCY (1e8) and CRITICAL (1e7) are effectively never dropped while a crew can reach them;
     * overtime: every crew may run ``overtime_minutes`` past ``shift_end`` at ``overtime_cost`` per minute
       (high, so in practice only EMERGENCY/CRITICAL work justifies it);
-    * travel: ``travel_weight`` per driving minute (second-order).
+    * travel: ``travel_weight`` per driving minute (second-order);
+    * stability: ``reassign_cost`` for every not-yet-started job planned on another crew than the one it is
+      assigned to now (a re-plan moves few jobs; a crew that left the board costs nothing);
+    * mutual aid: ``lending_cost`` per job done by a crew outside its home region (``CrewIn.home_region``);
+    * fairness of overtime: each minute beyond ``fair_overtime_minutes`` of overtime on one crew costs
+      ``fair_overtime_cost`` on top of ``overtime_cost``, so overtime is spread over crews (convex cost).
     """
 
     late_cost: dict[str, float] = field(default_factory=_default_late)
@@ -139,6 +156,13 @@ class OptimizerSettings:
     max_polish_tickets: int = 900  # ... then, up to this size, polished by one full-model search
     decomposed_share: float = 0.6  # share of the time limit for the cluster searches when polishing
     travel: TravelSettings = field(default_factory=TravelSettings)
+    reassign_cost: float = 3000.0
+    lending_cost: float = 240.0
+    fair_overtime_minutes: int = 60
+    fair_overtime_cost: float = 50.0  # a tie-breaker: customers first (300 cost 6 points of customer-minutes)
+    meal_break_minutes: int = 30  # for shifts longer than meal_break_after_minutes (read from the roster) ...
+    meal_break_after_minutes: int = 360
+    meal_break_window: tuple[int, int] = (180, 300)  # ... starting this many minutes into the shift
 
     def customers_factor(self, customers: int) -> float:
         return min(self.customers_factor_cap, 1.0 + math.log10(max(int(customers), 1)))

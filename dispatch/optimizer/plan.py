@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dispatch.optimizer.core import Problem, RouteTimes, Visit, ticket_key
+from dispatch.optimizer.core import Problem, RouteTimes, Visit, ticket_key, visit_ticket
+from dispatch.optimizer.explain import blocking_reason, kpis, score_breakdown
 from dispatch.optimizer.model import (
     PRIORITIES,
     AssignmentOut,
@@ -19,6 +20,7 @@ from dispatch.optimizer.model import (
 from geo.travel import TravelMatrixProvider
 
 DROPPED_REASON = "not reached in this plan: qualified crews are booked with more urgent work (capacity/time)"
+EXPLAIN_LIMIT = 400  # unassigned tickets beyond this many get the generic capacity reason (plan-building time)
 
 
 def build_plan(
@@ -34,11 +36,17 @@ def build_plan(
     gen_of: dict[str, tuple[str, str, int]] = {}  # ticket -> (generator, towing crew, hook-up finish)
     moves: list[dict[str, Any]] = []
     all_times: dict[str, RouteTimes] = {}
+    sync = p.sync_starts(routes)
+    together: dict[str, list[str]] = {}  # multi-crew ticket -> its crews, the first one leads
     for cid, keys in routes.items():
         c = p.crew_index[cid]
-        rt = p.simulate(c, keys)
+        rt = p.simulate(c, keys, sync)
         all_times[cid] = rt
         for k, f in zip(keys, rt.finishes, strict=True):
+            tid = visit_ticket(k)
+            if tid in p.multi:
+                crews_there = together.setdefault(tid, [])
+                crews_there.insert(0 if k[0] == "T" else len(crews_there), cid)
             if k.startswith("D:"):
                 _, gid, tid = k.split(":", 2)
                 gen_of[tid] = (gid, cid, f)
@@ -48,6 +56,7 @@ def build_plan(
         rt = all_times[cid]
         seq = 0
         prev_point = p.crew_point(c)
+        pending_break = rt.break_at
         for k, a, f in zip(keys, rt.arrivals, rt.finishes, strict=True):
             point, _ = p.visit_point_service(k)
             if not k.startswith("T:"):
@@ -57,6 +66,15 @@ def build_plan(
             t = p.tickets[p.ticket_index[tid]]
             late = max(0, a - t.respond_by) if t.respond_by is not None else 0
             reason = _reason(p, c, t, prev_point, a, late, gen_of.get(tid))
+            if tid in p.after:
+                dep, gap = p.after[tid]
+                reason += f"; after ticket {dep} is done" + (f" (+{gap} min)" if gap else "")
+            if tid in together:
+                reason += (f"; {len(together[tid])} crews needed, arriving together: "
+                           f"{', '.join(together[tid][1:])} with this crew at +{a} min")
+            if pending_break is not None and pending_break < a:
+                reason += f"; after the meal break at +{pending_break} min"
+                pending_break = None
             assignments.append(
                 AssignmentOut(
                     ticket_id=tid,
@@ -77,8 +95,10 @@ def build_plan(
     for t in p.tickets:
         if t.id in assigned:
             continue
-        reason = p.unserviceable.get(t.id) or (dropped_reasons or {}).get(t.id) or DROPPED_REASON
-        unassigned.append(UnassignedOut(t.id, reason))
+        reason = p.unserviceable.get(t.id) or (dropped_reasons or {}).get(t.id)
+        if not reason:
+            reason = blocking_reason(p, routes, t.id, all_times) if len(unassigned) < EXPLAIN_LIMIT else None
+        unassigned.append(UnassignedOut(t.id, reason or DROPPED_REASON))
     m = _metrics(p, assignments, gen_of)
     st: dict[str, Any] = dict(stats or {})
     st.update(
@@ -93,6 +113,11 @@ def build_plan(
             if routes[cid]
         ),
         horizon=p.horizon,
+        multi_crew={tid: {"crews": crews_there, "start": all_times[crews_there[0]].arrivals[
+            routes[crews_there[0]].index(ticket_key(tid))]} for tid, crews_there in together.items()},
+        breaks={cid: rt.break_at for cid, rt in all_times.items() if rt.break_at is not None and routes[cid]},
+        score=score_breakdown(p, routes),
+        kpis=kpis(p, routes, all_times),
     )
     return Plan(
         assignments=assignments,
@@ -128,7 +153,17 @@ def _reason(
         nearest = min(p.qualified[p.ticket_index[t.id]], key=lambda i: p.minutes[p.crew_point(i), tp])
         if p.minutes[p.crew_point(nearest), tp] >= p.minutes[p.crew_point(c), tp]:
             parts.append("nearest qualified crew")
+        elif p.qualified[p.ticket_index[t.id]]:
+            busy = p.crews[nearest]
+            parts.append(f"nearest qualified crew {busy.id} is planned for other work")
+    own = p.owner.get(ticket_key(t.id))
+    if own is not None and own != c:
+        parts.append(f"moved from {p.crews[own].id} (stability cost {round(p.settings.reassign_cost)})")
+    if crew.home_region is not None and (t.region or crew.region) != crew.home_region:
+        parts.append(f"lent from region {crew.home_region} (lending cost {round(p.settings.lending_cost)})")
     parts.append(f"{p.km[prev_point, tp]:.1f} km, {int(p.minutes[prev_point, tp])} min away")
+    if t.earliest_start is not None and t.earliest_start > 0:
+        parts.append(f"window from +{t.earliest_start} min")
     if t.respond_by is None:
         parts.append(f"on site at +{arrival} min")
     elif late > 0:

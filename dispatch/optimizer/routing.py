@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from dispatch.optimizer.core import Problem, Visit, sanitize_routes, ticket_key
+from dispatch.optimizer.core import Problem, Visit, assist_keys, sanitize_routes, ticket_key
 
 FSS = routing_enums_pb2.FirstSolutionStrategy
 LSM = routing_enums_pb2.LocalSearchMetaheuristic
@@ -64,12 +64,14 @@ def build_model(p: Problem) -> RoutingModel:
         if t.id in p.unserviceable:
             continue
         visits.append(ticket_key(t.id))
+        if t.id in p.multi:
+            visits += assist_keys(t.id, p.multi[t.id])
     for tid, gids in p.gen_options.items():
         for gid in gids:
             visits.append(f"P:{gid}:{tid}")
             visits.append(f"D:{gid}:{tid}")
     if not p.tow_crews:
-        visits = [v for v in visits if v[0] == "T"]
+        visits = [v for v in visits if v[0] in "TA"]
     for v in visits:
         pt, svc = p.visit_point_service(v)
         points.append(pt)
@@ -96,20 +98,31 @@ def build_model(p: Problem) -> RoutingModel:
         routing.SetArcCostEvaluatorOfAllVehicles(arc_cb)
     time_cb = routing.RegisterTransitMatrix(transit.tolist())
     horizon = int(max(p.hard_end + [1]) + 1)
-    # Zero slack: jobs have no earliest start, so a crew never waits and cumuls are fully determined by
-    # the route. That lets a second identical dimension carry a second soft bound on the same arrival
-    # (lateness on "Time", customer-minutes on "Clock"), since a cumul has only one soft upper bound.
-    routing.AddDimension(time_cb, 0, horizon, False, "Time")
-    routing.AddDimension(time_cb, 0, horizon, False, "Clock")
+    # Zero slack: without earliest starts a crew never waits and cumuls are fully determined by the route.
+    # That lets a second identical dimension carry a second soft bound on the same arrival (lateness on
+    # "Time", customer-minutes on "Clock"), since a cumul has only one soft upper bound. With booked
+    # windows (earliest starts) both get slack for waiting; every cost on them only pushes cumuls down, so
+    # both still settle on the earliest feasible times (what ``Problem.simulate`` computes).
+    waits = p.multi or p.after or any(t.earliest_start is not None and t.earliest_start > 0 for t in p.tickets)
+    slack = horizon if waits else 0
+    routing.AddDimension(time_cb, slack, horizon, False, "Time")
+    routing.AddDimension(time_cb, slack, horizon, False, "Clock")
     tdim = routing.GetDimensionOrDie("Time")
     cdim = routing.GetDimensionOrDie("Clock")
     for c, crew in enumerate(p.crews):
         ready = p.crew_ready(c)
         for dim in (tdim, cdim):
             dim.CumulVar(routing.Start(c)).SetValue(ready)
-        tdim.CumulVar(routing.End(c)).SetMax(max(p.hard_end[c], ready + int(travel[c, C + c])))
+        # a meal break is not an interval in this model (OR-Tools' break intervals with waiting slack made the
+        # search stall on storm days); the route keeps room for it instead, and our objective
+        # (Problem.eval_route, which every candidate is scored by) places it.
+        brk = p.breaks[c]
+        room = brk[2] if brk is not None else 0
+        tdim.CumulVar(routing.End(c)).SetMax(max(p.hard_end[c] - room, ready + int(travel[c, C + c])))
         if s.overtime_cost > 0:
             tdim.SetCumulVarSoftUpperBound(routing.End(c), crew.shift_end, p.overtime_coef())
+        if p.fair_coef() > 0:  # convex overtime: the second tier spreads overtime over crews
+            cdim.SetCumulVarSoftUpperBound(routing.End(c), crew.shift_end + s.fair_overtime_minutes, p.fair_coef())
 
     solver = routing.solver()
     if p.tow_crews:
@@ -121,6 +134,7 @@ def build_model(p: Problem) -> RoutingModel:
             tow_cb, 0, [1 if c in p.tow_crews else 0 for c in range(C)], True, "Tow"
         )
 
+    _add_extra_costs(p, routing, manager, visit_node, n)
     fixed_nodes: set[int] = set()
     for c, ids in enumerate(p.fixed):
         prev = routing.Start(c)
@@ -139,10 +153,15 @@ def build_model(p: Problem) -> RoutingModel:
             if idx not in fixed_nodes:
                 allow_vehicles(routing, idx, p.qualified[p.ticket_index[t.id]])
                 routing.AddDisjunction([idx], p.drop_penalty(t))
+            if t.earliest_start is not None and t.earliest_start > 0:
+                for dim in (tdim, cdim):
+                    dim.CumulVar(idx).SetMin(min(t.earliest_start, horizon))
             if t.respond_by is not None:
                 tdim.SetCumulVarSoftUpperBound(idx, max(0, t.respond_by), p.late_coef(t))
             if p.cm_coef(t) > 0:
                 cdim.SetCumulVarSoftUpperBound(idx, 0, p.cm_coef(t))
+        elif kind == "A":
+            _add_assist(p, routing, manager, visit_node, v, idx)
         else:
             allow_vehicles(routing, idx, p.tow_crews)
             if kind == "D":
@@ -150,6 +169,7 @@ def build_model(p: Problem) -> RoutingModel:
                 t = p.tickets[p.ticket_index[tid]]
                 if p.gen_time_coef(t) > 0:
                     cdim.SetCumulVarSoftUpperBound(idx, 0, p.gen_time_coef(t))
+    _add_precedences(p, routing, manager, visit_node, horizon)
     # generator alternatives: per generator at most one pick-up; per site at most one hook-up
     by_gen: dict[str, list[int]] = {}
     by_site: dict[str, list[int]] = {}
@@ -168,6 +188,90 @@ def build_model(p: Problem) -> RoutingModel:
     for idxs in by_site.values():
         routing.AddDisjunction(idxs, int(round(s.generator_value)), 1)
     return RoutingModel(p, manager, routing, node_visit, visit_node)
+
+
+def _add_assist(
+    p: Problem,
+    routing: pywrapcp.RoutingModel,
+    manager: pywrapcp.RoutingIndexManager,
+    visit_node: dict[Visit, int],
+    v: Visit,
+    idx: int,
+) -> None:
+    """A further crew of a multi-crew job: a visit on another vehicle than the job's other visits, served exactly
+    when the job is (no penalty of its own: the job's disjunction carries it), starting at the same time on both
+    time dimensions (synchronised start; the first crew there waits, which the dimensions' slack allows)."""
+    tid = v.split(":", 2)[2]
+    lead = manager.NodeToIndex(visit_node[ticket_key(tid)])
+    solver = routing.solver()
+    allow_vehicles(routing, idx, p.qualified[p.ticket_index[tid]])
+    routing.AddDisjunction([idx], 0)
+    others = [lead] + [
+        manager.NodeToIndex(visit_node[k]) for k in assist_keys(tid, p.multi[tid]) if k < v and k in visit_node
+    ]
+    solver.Add(routing.ActiveVar(idx) == routing.ActiveVar(lead))
+    for name in ("Time", "Clock"):
+        dim = routing.GetDimensionOrDie(name)
+        solver.Add(dim.CumulVar(idx) == dim.CumulVar(lead))
+    for o in others:  # both inactive (vehicle -1) or on different vehicles
+        solver.Add(routing.VehicleVar(idx) - routing.VehicleVar(o) + 1000 * (1 - routing.ActiveVar(idx)) != 0)
+
+
+def _add_precedences(
+    p: Problem,
+    routing: pywrapcp.RoutingModel,
+    manager: pywrapcp.RoutingIndexManager,
+    visit_node: dict[Visit, int],
+    horizon: int,
+) -> None:
+    """Job b waits for job a (``TicketIn.depends_on``): b is served only if a is, and starts no earlier than
+    a's start + a's service + the gap, on both time dimensions (b's crew waits if it is there earlier)."""
+    solver = routing.solver()
+    for tid, (dep, gap) in p.after.items():
+        if ticket_key(tid) not in visit_node or ticket_key(dep) not in visit_node:
+            continue
+        b = manager.NodeToIndex(visit_node[ticket_key(tid)])
+        a = manager.NodeToIndex(visit_node[ticket_key(dep)])
+        solver.Add(routing.ActiveVar(b) <= routing.ActiveVar(a))
+        svc = p.visit_point_service(ticket_key(dep))[1]
+        for name in ("Time", "Clock"):
+            dim = routing.GetDimensionOrDie(name)
+            # only binding when b is served (an unserved visit's cumul means nothing)
+            solver.Add(dim.CumulVar(b) + (horizon + svc + gap) * (1 - routing.ActiveVar(b))
+                       >= dim.CumulVar(a) + svc + gap)
+
+
+def _add_extra_costs(
+    p: Problem,
+    routing: pywrapcp.RoutingModel,
+    manager: pywrapcp.RoutingIndexManager,
+    visit_node: dict[Visit, int],
+    n: int,
+) -> None:
+    """Per crew-and-job costs (stability of re-plans, lending across regions) as a dimension whose unary
+    transits differ by vehicle: the route's total is charged at its end, one cost unit per unit."""
+    C = len(p.crews)
+    vectors: list[list[int]] = []
+    for c in range(C):
+        vec = [0] * n
+        for v, node in visit_node.items():
+            vec[node] = p.extra_cost(c, v)
+        vectors.append(vec)
+    if not any(any(vec) for vec in vectors):
+        return
+    cache: dict[tuple[int, ...], int] = {}
+    evaluators = []
+    for vec in vectors:
+        key = tuple(vec)
+        if key not in cache:
+            cache[key] = routing.RegisterUnaryTransitVector(vec)
+        evaluators.append(cache[key])
+    cap = max(1, max(sum(vec) for vec in vectors))
+    routing.AddDimensionWithVehicleTransits(evaluators, 0, cap, True, "Extra")
+    edim = routing.GetDimensionOrDie("Extra")
+    for c in range(C):
+        if any(vectors[c]):
+            edim.SetCumulVarSoftUpperBound(routing.End(c), 0, 1)
 
 
 def search_parameters(first: str, meta: str, time_limit_s: float) -> Any:

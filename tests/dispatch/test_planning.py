@@ -161,8 +161,9 @@ def test_an_emergency_gets_a_crew_at_once_without_moving_work_in_progress(
 def test_background_reoptimisation_commits_only_a_better_plan(session: Session, intake_context: IntakeContext) -> None:
     west, east = crew(session, "West crew", WEST), crew(session, "East crew", EAST)
     a = ticket(session, intake_context, (30.601, 114.262))
-    b = ticket(session, intake_context, (30.601, 114.358))
-    # A poor hand-made board: both jobs on the west crew.
+    b = ticket(session, intake_context, (30.601, 114.358), priority="HIGH", customers_affected=200)
+    # A poor hand-made board: both jobs on the west crew, the big outage second (far better on the east crew
+    # even after the stability cost of moving a job a crew already has).
     assign_ticket(session, AssignRequest(ticket_id=a.id or 0, crew_id=west.id or 0), "dispatcher")
     assign_ticket(session, AssignRequest(ticket_id=b.id or 0, crew_id=west.id or 0), "dispatcher")
     better = reoptimize_if_better(session, time_limit_s=1)
