@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from ariadne.explorer import ExplorerGraphiQL, ExplorerHttp405
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -23,8 +23,12 @@ from api.auth import principal_from_header
 from api.context import RequestContext, Services
 from api.errors import format_error
 from api.graphql.schema import schema
+from api.limits import BodySizeLimit, limit_rules
+from api.metrics import OperationMiddleware, RequestMetrics, metrics_endpoint
 from api.permissions import PermissionMiddleware
 from api.query_cache import DocumentCache
+from api.ratelimit import RateLimiter
+from api.revocation import Revocations
 from core.db import get_engine
 from core.settings import Settings, get_settings
 from dispatch.intake import IntakeContext
@@ -33,6 +37,7 @@ from dispatch.rules import load_rules
 from geo.areas import load_region
 from geo.geocoding import make_geocoder
 from mobile_sync.live import LiveUpdates
+from web.pages import web_routes
 
 CONTEXTS_KEY = "gridcrew.contexts"
 PRINCIPAL_KEY = "gridcrew.principal"
@@ -67,8 +72,10 @@ def build_services(settings: Settings, engine: Engine | None = None, background:
                            geocoder=make_geocoder(settings.geocoder_url))
     services = Services(engine=engine, intake=intake, max_page_size=settings.max_page_size,
                         replanner=Replanner(engine) if background else None, settings=settings,
-                        sync_max_batch=int(os.environ.get("SYNC_MAX_BATCH", "500")),
-                        live=LiveUpdates(engine, redis_url=settings.redis_url, mqtt_url=settings.mqtt_url))
+                        sync_max_batch=settings.sync_max_batch,
+                        live=LiveUpdates(engine, redis_url=settings.redis_url, mqtt_url=settings.mqtt_url),
+                        rate_limiter=RateLimiter(settings.public_rate_limit_per_minute, settings.redis_url),
+                        revocations=Revocations(engine, settings.revocation_refresh_seconds))
     if background:  # supervision (督办), risk-level tasks, callbacks, hotspot keywords: started by the lifespan
         from quality.supervision import make_supervisor
 
@@ -94,11 +101,12 @@ class CloseContexts:
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
     settings = settings or get_settings()
     services = services or build_services(settings, background=True)
+    revoked = services.revocations.is_revoked if services.revocations is not None else None
 
     def context_value(request: Any, _data: Any = None) -> RequestContext:
         # A websocket authenticates in its connection_init payload (on_connect) or with its upgrade headers.
         principal = request.scope.get(PRINCIPAL_KEY) or principal_from_header(
-            request.headers.get("authorization"), settings)
+            request.headers.get("authorization"), settings, revoked)
         context = RequestContext(services, principal, request)
         request.scope.setdefault(CONTEXTS_KEY, []).append(context)
         return context
@@ -109,7 +117,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if header is None and payload.get("token"):
                 header = f"Bearer {payload['token']}"
             if header is not None:
-                websocket.scope[PRINCIPAL_KEY] = principal_from_header(str(header), settings)
+                websocket.scope[PRINCIPAL_KEY] = principal_from_header(str(header), settings, revoked)
 
     documents = DocumentCache()
     graphql_app = CloseContexts(GraphQL(
@@ -119,10 +127,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         context_value=context_value,
         debug=False,
         logger="gridcrew.ariadne",
-        introspection=True,
+        introspection=not settings.production,  # production: no schema browsing by strangers
+        validation_rules=limit_rules(settings.max_query_depth, settings.max_query_complexity),
         explorer=ExplorerHttp405() if settings.production else ExplorerGraphiQL(title="gridcrew"),
         error_formatter=format_error,
-        http_handler=GraphQLHandler(middleware=[PermissionMiddleware()]),
+        http_handler=GraphQLHandler(middleware=[OperationMiddleware(), PermissionMiddleware()]),
         websocket_handler=GraphQLTransportWSHandler(on_connect=on_connect),
     ))
 
@@ -161,12 +170,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if services.replanner is not None:
                 services.replanner.stop()
 
-    app = Starlette(lifespan=lifespan, routes=[
+    routes = [
         Route("/", root),
         Route("/healthz", healthz),
         Route("/outages.geojson", outages_geojson),
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
+        *web_routes(services.intake.region),  # /board, /track, their assets, /region.geojson
+    ]
+    if settings.metrics_enabled:
+        routes.append(Route("/metrics", metrics_endpoint(services.engine, services.live)))
+    app = Starlette(lifespan=lifespan, routes=routes, middleware=[
+        Middleware(RequestMetrics, routes=[getattr(route, "path", "") for route in routes]),
+        Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes),
     ])
     app.state.services = services
     return app

@@ -1,8 +1,16 @@
-"""Signed bearer tokens (PyJWT, HS256) and the principal a request acts as."""
+"""Signed bearer tokens (PyJWT, HS256) and the principal a request acts as.
+
+Tokens are signed with SECRET_KEY (never the development default in production: core.settings refuses to
+start), expire (`exp` is required; TOKEN_TTL_HOURS), and carry an id (`jti`) and their issue instant (`iat`, to the
+millisecond) so that a revoked token or every token of a lost device is refused (api/revocation.py).
+gridcrew keeps no passwords: people and devices get tokens from an operator (`gridcrew token`,
+`registerDevice`), so there is nothing to hash.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -28,8 +36,10 @@ class Principal:
     subject: str = "anonymous"
     crew_id: int | None = None
     device_id: str | None = None
-    # Why a presented token was refused (expired, bad signature); the caller then acts as PUBLIC.
+    # Why a presented token was refused (expired, bad signature, revoked); the caller then acts as PUBLIC.
     token_error: str | None = None
+    token_id: str | None = None  # the token's `jti`
+    issued_at: float | None = None  # the token's `iat` (epoch seconds)
 
     @property
     def authenticated(self) -> bool:
@@ -43,6 +53,8 @@ class Principal:
 
 
 ANONYMOUS = Principal(Role.PUBLIC)
+# Answers whether (token id, device id, issued at) was revoked: api.revocation.Revocations.is_revoked.
+RevocationCheck = Callable[[str | None, str | None, float | None], bool]
 
 
 def issue_token(
@@ -56,7 +68,7 @@ def issue_token(
     claims: dict[str, object] = {
         "sub": subject or role.value.lower(),
         "role": role.value,
-        "iat": int(now.timestamp()),
+        "iat": round(now.timestamp(), 3),
         "exp": int((now + (ttl or timedelta(hours=settings.token_ttl_hours))).timestamp()),
         "jti": uuid.uuid4().hex,
     }
@@ -67,24 +79,35 @@ def issue_token(
     return jwt.encode(claims, settings.secret_key, algorithm=ALGORITHM)
 
 
-def principal_from_header(authorization: str | None, settings: Settings | None = None) -> Principal:
-    """The principal of an `Authorization: Bearer <token>` header; anonymous when absent or invalid."""
+def principal_from_header(authorization: str | None, settings: Settings | None = None,
+                          revoked: RevocationCheck | None = None) -> Principal:
+    """The principal of an `Authorization: Bearer <token>` header; anonymous when absent, invalid or revoked."""
     if not authorization:
         return ANONYMOUS
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return Principal(Role.PUBLIC, token_error="use 'Authorization: Bearer <token>'")
-    return principal_from_token(token.strip(), settings)
+    return principal_from_token(token.strip(), settings, revoked)
 
 
-def principal_from_token(token: str, settings: Settings | None = None) -> Principal:
+def principal_from_token(token: str, settings: Settings | None = None,
+                         revoked: RevocationCheck | None = None) -> Principal:
     settings = settings or get_settings()
     try:
         claims = jwt.decode(token, settings.secret_key, algorithms=[ALGORITHM], options={"require": ["exp"]})
         role = Role(claims["role"])
+        crew_id = claims.get("crew")
+        if crew_id is not None and not isinstance(crew_id, int):
+            raise ValueError("crew claim")
+        if role == Role.CREW and crew_id is None:
+            raise ValueError("a CREW token names its crew")
+        issued_at = float(claims["iat"]) if "iat" in claims else None
     except jwt.ExpiredSignatureError:
         return Principal(Role.PUBLIC, token_error="token expired")
-    except (jwt.InvalidTokenError, KeyError, ValueError):
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError):
         return Principal(Role.PUBLIC, token_error="invalid token")
-    return Principal(role=role, subject=str(claims.get("sub", "")), crew_id=claims.get("crew"),
-                     device_id=claims.get("dev"))
+    token_id, device_id = claims.get("jti"), claims.get("dev")
+    if revoked is not None and revoked(token_id, device_id, issued_at):
+        return Principal(Role.PUBLIC, token_error="token revoked")
+    return Principal(role=role, subject=str(claims.get("sub", "")), crew_id=crew_id, device_id=device_id,
+                     token_id=token_id, issued_at=issued_at)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IllegalStateChangeError
 from sqlmodel import Session
 
 from api.auth import Principal
@@ -33,6 +37,10 @@ class Services:
     live: Any = None
     # Service-quality scheduler (quality.supervision.Supervisor), started and stopped by the app's lifespan.
     supervisor: Any = None
+    # Per-IP limits of the public fields (api.ratelimit.RateLimiter); None: not limited.
+    rate_limiter: Any = None
+    # Revoked tokens and devices (api.revocation.Revocations); None: nothing is checked.
+    revocations: Any = None
 
 
 class RequestContext:
@@ -55,5 +63,23 @@ class RequestContext:
 
     def close(self) -> None:
         if self._session is not None:
-            self._session.close()
+            try:
+                self._session.close()
+            except IllegalStateChangeError:
+                # A cancelled subscription's read still runs in a worker thread: closing the session under it would
+                # break that read, leaving it open would keep its transaction (and locks) open: close it once free.
+                _close_when_free(self._session)
             self._session = None
+
+
+def _close_when_free(session: Session, tries: int = 200, pause: float = 0.05) -> None:
+    """Close `session` from a short-lived thread as soon as the thread using it lets go (a rare path)."""
+
+    def run() -> None:
+        for _ in range(tries):
+            time.sleep(pause)
+            with contextlib.suppress(IllegalStateChangeError):
+                session.close()
+                return
+
+    threading.Thread(target=run, name="close-session", daemon=True).start()

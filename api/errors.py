@@ -8,6 +8,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
+from api.metrics import count_error
 from core.errors import DomainError, ErrorCode
 
 log = logging.getLogger("gridcrew.api")
@@ -26,4 +27,5 @@ def format_error(error: GraphQLError, debug: bool = False) -> dict[str, Any]:
         log.error("resolver failed (reference %s)", reference, exc_info=original)
         formatted["message"] = f"internal error (reference {reference})"
         formatted["extensions"] = {"code": ErrorCode.INTERNAL.value, "reference": reference}
+    count_error((formatted.get("extensions") or {}).get("code"))
     return formatted

@@ -10,6 +10,7 @@ from typing import Any
 from graphql import GraphQLError, GraphQLResolveInfo
 
 from api.auth import Principal, Role
+from api.ratelimit import client_ip
 from core.errors import ErrorCode, Problem
 
 EVERYONE = frozenset(Role)
@@ -25,6 +26,7 @@ ROOT_FIELDS: dict[str, frozenset[Role]] = {
     "Query.crews": STAFF_AND_CREW,
     "Query.mobileGenerators": STAFF_AND_CREW,
     "Query.dispatchPlan": STAFF,
+    "Query.recommendSlots": STAFF,
     "Query.syncPull": CREW_DEVICES,
     "Query.trackTicket": EVERYONE,
     "Query.outageSummary": EVERYONE,
@@ -40,7 +42,15 @@ ROOT_FIELDS: dict[str, frozenset[Role]] = {
     "Mutation.createMobileGenerator": STAFF,
     "Mutation.lendCrew": STAFF,
     "Mutation.optimizeDispatch": STAFF,
+    "Mutation.commitDispatchPlan": STAFF,
     "Mutation.assignTicket": STAFF,
+    "Mutation.bookSlot": STAFF,
+    "Mutation.reportOverrun": STAFF,
+    "Mutation.crewUnavailable": STAFF_AND_CREW,  # the dispatcher, or the crew's own device (UNAVAILABLE)
+    "Mutation.customerNotHome": STAFF,
+    "Mutation.crewsJoined": STAFF,
+    "Mutation.setCrewsNeeded": STAFF,
+    "Mutation.setTicketDependency": STAFF,
     "Mutation.syncPush": CREW_DEVICES,
     "Mutation.registerDevice": STAFF_AND_CREW,
     "Mutation.submitFeedback": EVERYONE,
@@ -50,10 +60,34 @@ ROOT_FIELDS: dict[str, frozenset[Role]] = {
     "Mutation.importNetwork": STAFF,
     "Mutation.planOutage": STAFF,
     "Mutation.restorePlannedOutage": STAFF,
+    "Mutation.revokeToken": STAFF,
     "Subscription.ticketUpdated": EVERYONE,
     "Subscription.crewJobs": STAFF_AND_CREW,
     "Subscription.dispatchBoard": STAFF,
 }
+
+
+# Per-object rules on top of the roles: a CREW token acts only for its own crew on these fields (the crew named by
+# the `crewId`/`deviceId` argument; see crew_scope_problem and mobile_sync.protocol.require_device).
+CREW_SCOPED: frozenset[str] = frozenset({
+    "Query.syncPull", "Mutation.syncPush", "Mutation.registerDevice", "Subscription.crewJobs",
+    "Mutation.crewUnavailable",
+})
+# Public fields limited per client IP and minute (api/ratelimit.py) for everyone but staff.
+RATE_LIMITED: frozenset[str] = frozenset({
+    "Query.trackTicket", "Query.outageSummary", "Mutation.submitFeedback", "Subscription.ticketUpdated",
+})
+
+
+def rate_limit_problem(context: Any, key: str) -> Problem | None:
+    """RATE_LIMITED when a non-staff caller of a public field has used up its minute (see api/ratelimit.py)."""
+    limiter = context.services.rate_limiter
+    if key not in RATE_LIMITED or limiter is None or context.principal.role in STAFF:
+        return None
+    if limiter.allow(client_ip(context.request)):
+        return None
+    return Problem(None, f"too many requests from this address; at most {limiter.per_minute} a minute",
+                   ErrorCode.RATE_LIMITED)
 
 
 def denial(principal: Principal, key: str) -> Problem | None:
@@ -80,7 +114,7 @@ class PermissionMiddleware:
     def resolve(self, next_: Any, root: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
         if info.path.prev is None and not info.field_name.startswith("__"):
             key = f"{info.parent_type.name}.{info.field_name}"
-            problem = denial(info.context.principal, key)
+            problem = denial(info.context.principal, key) or rate_limit_problem(info.context, key)
             if problem is not None:
                 if info.parent_type.name == "Mutation":
                     return {"errors": [problem]}  # mutations answer in their payload, like other user errors

@@ -16,6 +16,8 @@ class ErrorCode(StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     INFEASIBLE = "INFEASIBLE"
     RATE_LIMITED = "RATE_LIMITED"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"  # deeper or larger than the limits of api/limits.py
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # request body over MAX_BODY_BYTES
     NOT_AVAILABLE = "NOT_AVAILABLE"  # a capability that is not built yet
     INTERNAL = "INTERNAL"  # our fault; nothing was saved
 

@@ -1,5 +1,6 @@
 """Imports every table module so that SQLModel.metadata knows all tables (Alembic and tests use it)."""
 
+from api.revocation import TokenRevocation  # noqa: F401
 from crews.models import Crew, MobileGenerator  # noqa: F401
 from customers.models import (  # noqa: F401
     Customer,

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET = "dev-only-secret-change-me-in-production"
+MIN_PRODUCTION_SECRET = 32
 
 
 class Settings(BaseSettings):
@@ -35,6 +36,19 @@ class Settings(BaseSettings):
     # Upper bound of page sizes on every connection.
     max_page_size: int = 200
     log_level: str = "INFO"
+    # Limits on what one request may ask (api/limits.py): nesting of selections, fields selected (fragments
+    # expanded, aliases counted), request body bytes (413 beyond), client mutations per syncPush batch.
+    max_query_depth: int = Field(default=12, ge=1)
+    max_query_complexity: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    sync_max_batch: int = Field(default=500, ge=1)
+    # Public fields (trackTicket, submitFeedback, outageSummary, ticketUpdated) per client IP and minute
+    # (api/ratelimit.py): in Redis when REDIS_URL is set, shared by every worker; else in this process.
+    public_rate_limit_per_minute: int = Field(default=60, ge=1)
+    # How often a process re-reads revoked tokens and devices (api/revocation.py); its own revocations act at once.
+    revocation_refresh_seconds: float = Field(default=5.0, ge=0)
+    # Expose GET /metrics (Prometheus text format).
+    metrics_enabled: bool = True
 
     @property
     def production(self) -> bool:
@@ -44,6 +58,8 @@ class Settings(BaseSettings):
     def _no_default_secret_in_production(self) -> Settings:
         if self.production and self.secret_key == DEFAULT_SECRET:
             raise ValueError("SECRET_KEY must be set in production (refusing the development default)")
+        if self.production and len(self.secret_key) < MIN_PRODUCTION_SECRET:
+            raise ValueError(f"SECRET_KEY must be at least {MIN_PRODUCTION_SECRET} characters in production")
         return self
 
 

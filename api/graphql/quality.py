@@ -213,6 +213,9 @@ class QualityQueries(graphene.ObjectType):
                               **args: Any) -> Any:
         _, settings = quality_config()
         intake = info.context.services.intake
+        for name, value in (("from", args.get("from")), ("to", to)):
+            if value is not None and not 1900 <= value.year <= 2999:  # windows are computed around them
+                raise DomainError.one(name, f"{name} must be between the years 1900 and 2999")
         return service_stats(info.context.session, intake.rules, intake.region, settings, start=args.get("from"),
                              end=to, branch=branch)
 
