@@ -1,0 +1,1 @@
+"""The browser pages: the dispatcher board (/board) and customer tracking (/track), plain ES modules, no build."""
