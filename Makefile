@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test install lint bench-solomon bench-storm bench-redispatch bench-scale bench-intake bench-quality \
-	bench-fanout bench-sync clean
+	bench-fanout bench-sync bench-storm-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench-fanout: $(STAMP)
 
 bench-sync: $(STAMP)
 	$(BIN)/python bench/sync.py --devices 1000 --duration 60
+
+bench-storm-load: $(STAMP)  # STORM_ARGS="--scale 0.1 --minutes 2" for a tenth
+	$(BIN)/python bench/storm_load.py $(STORM_ARGS)
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -4,7 +4,7 @@ simulate-crews."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,26 +25,62 @@ def serve(
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="alembic upgrade head first")] = True,
     notify: Annotated[bool, typer.Option("--notify/--no-notify",
                                          help="send customer notifications from this process")] = True,
+    graceful_timeout: Annotated[int, typer.Option(help="seconds a stopping worker gives open requests and "
+                                                       "subscriptions before closing them")] = 30,
 ) -> None:
-    """Serve the API (GraphQL at /graphql, health at /healthz)."""
+    """Serve the API (GraphQL at /graphql, health at /healthz, metrics at /metrics).
+
+    With `--workers N` uvicorn runs N processes on one socket; they share state only through the database
+    (and Redis, when REDIS_URL is set, for live updates and rate limits), so any number of them, on any number
+    of hosts, may serve one database. See docs/operations.md.
+    """
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from api.logs import configure_logging
     from core.db import migrate
     from core.settings import get_settings
 
+    if workers < 1:
+        raise typer.BadParameter("--workers must be at least 1")
     settings = get_settings()
     configure_logging(settings.log_level)
+    if workers > 1 and settings.database_url.startswith("sqlite"):
+        typer.echo("warning: several workers on SQLite queue every write behind one lock; use PostgreSQL",
+                   err=True)
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics of any worker then counts the requests of all of them (prometheus_client multiprocess mode).
+        metrics_dir = tempfile.mkdtemp(prefix="gridcrew-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     if migrate_first:
         migrate()
-    typer.echo(f"gridcrew API on http://{host}:{port}/graphql")
+    typer.echo(f"gridcrew API on http://{host}:{port}/graphql ({workers} worker{'s' if workers > 1 else ''})")
     if notify:  # one sender thread in the serving process (the uvicorn supervisor when there are workers)
         from core.db import get_engine
         from customers.delivery import NotificationWorker
 
         NotificationWorker(get_engine()).start()
-    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_config=None,
-                log_level=settings.log_level.lower(), access_log=False)
+    try:
+        uvicorn.run("api.cli:worker_app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                    log_level=settings.log_level.lower(), access_log=False,
+                    timeout_graceful_shutdown=graceful_timeout)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def worker_app() -> Any:
+    """The ASGI app of one `serve` worker. Workers are fresh processes: their logging is configured here like
+    the parent's (JSON lines at LOG_LEVEL), else they would log as plain text and at Python's default level."""
+    from api.app import create_app
+    from api.logs import configure_logging
+    from core.settings import get_settings
+
+    configure_logging(get_settings().log_level)
+    return create_app()
 
 
 @app.command("migrate")

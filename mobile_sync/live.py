@@ -11,6 +11,9 @@ publishes each new range of the log to the Redis channel `gridcrew:changes:<data
 database URL, so several databases can share one Redis) and advances that row; every
 process listens on the channel and delivers to its subscribers. A relay that crashes after publishing and
 before advancing the row publishes the range again: hubs drop what they have already delivered (by sequence).
+While Redis is unreachable (also when a process starts) writes go on, the relay leaves the range unpublished,
+and each process without a Redis listener tails the log itself for its own subscribers, as without REDIS_URL;
+a listener that gets through again first catches up from the log, so nothing published meanwhile is missed.
 With MQTT_URL the relay also publishes each crew's job changes to `gridcrew/crews/<crew id>/jobs` (QoS 1).
 """
 
@@ -154,6 +157,8 @@ class LiveUpdates:
         self._redis: Any = None
         self._mqtt: MqttBridge | None = None
         self.started = False
+        self.listening = False  # subscribed to the Redis channel right now
+        self._publish_failing = False
 
     # -------------------------------------------------------------- lifecycle
 
@@ -162,18 +167,17 @@ class LiveUpdates:
         self._wake = asyncio.Event()
         if self.mqtt_url:
             self._mqtt = MqttBridge(self.mqtt_url)
+        self.hub.delivered = await asyncio.to_thread(self._last)
         if self.redis_url:
             import redis
-            import redis.asyncio as aioredis
 
             self._redis = redis.Redis.from_url(self.redis_url)
-            listener = aioredis.Redis.from_url(self.redis_url)
-            pubsub = listener.pubsub()
-            await pubsub.subscribe(self.channel)  # subscribed before start() returns: nothing published after is missed
-            self._tasks.append(asyncio.create_task(self._listen(listener, pubsub)))
+            # Subscribed before start() returns when Redis is up: nothing published after is missed. When it is
+            # down the process starts anyway and its subscribers read the log until the listener gets through.
+            subscribed = await self._subscribe()
+            self._tasks.append(asyncio.create_task(self._listen(subscribed)))
             self._tasks.append(asyncio.create_task(self._relay(self._claim_redis)))
         else:
-            self.hub.delivered = await asyncio.to_thread(self._last)
             self._tasks.append(asyncio.create_task(self._relay(self._tail_local)))
         add_commit_listener(self.kick)
         self.started = True
@@ -228,7 +232,18 @@ class LiveUpdates:
         return len(changes) == BATCH
 
     async def _claim_redis(self) -> bool:
-        count = await asyncio.to_thread(claim_and_publish, self.engine, self._publish_redis)
+        count = 0
+        try:
+            count = await asyncio.to_thread(claim_and_publish, self.engine, self._publish_redis)
+            self._publish_failing = False
+        except Exception as exc:  # the range stays unpublished in the log until Redis is back
+            if not _redis_error(exc):
+                raise
+            if not self._publish_failing:
+                log.warning("live updates: cannot publish to Redis (%s); the log keeps the changes", exc)
+            self._publish_failing = True
+        if not self.listening:  # no Redis listener: this process's subscribers read the log themselves
+            await self._tail_local()
         return count == BATCH
 
     def _publish_redis(self, changes: list[Change]) -> None:
@@ -236,22 +251,55 @@ class LiveUpdates:
         if self._mqtt is not None:
             self._mqtt.publish(changes)
 
-    async def _listen(self, listener: Any, pubsub: Any) -> None:
+    async def _subscribe(self) -> tuple[Any, Any] | None:
+        import redis.asyncio as aioredis
+
+        listener = aioredis.Redis.from_url(self.redis_url)
         try:
-            while True:
-                try:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("redis listener failed; reconnecting")
-                    await asyncio.sleep(1.0)
-                    continue
-                if message is None or message.get("type") != "message":
-                    continue
-                data = json.loads(message["data"])
-                self.hub.deliver([Change(**item) for item in data])
-        finally:
+            pubsub = listener.pubsub()
+            await pubsub.subscribe(self.channel)
+        except Exception as exc:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
                 await listener.aclose()
+            if not _redis_error(exc):
+                raise
+            log.warning("live updates: Redis unreachable (%s); fanning out from the log in this process", exc)
+            return None
+        self.listening = True
+        return listener, pubsub
+
+    async def _listen(self, subscribed: tuple[Any, Any] | None) -> None:
+        while True:
+            if subscribed is None:
+                await asyncio.sleep(1.0)
+                subscribed = await self._subscribe()
+                if subscribed is None:
+                    continue
+                # Whatever was published while this process was not listening is in the log: catch up.
+                await self._tail_local()
+            listener, pubsub = subscribed
+            try:
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None or message.get("type") != "message":
+                        continue
+                    data = json.loads(message["data"])
+                    self.hub.deliver([Change(**item) for item in data])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.listening = False
+                log.warning("live updates: Redis listener lost (%s); fanning out from the log meanwhile", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                    await listener.aclose()
+            subscribed = None
+
+
+def _redis_error(exc: BaseException) -> bool:
+    try:
+        import redis
+    except ImportError:
+        return False
+    return isinstance(exc, redis.exceptions.RedisError | OSError)
