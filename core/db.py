@@ -49,7 +49,8 @@ def make_engine(url: str, schema: str | None = None, lock_timeout_s: int | None 
         if options:
             connect_args["options"] = " ".join(options)
         kwargs["connect_args"] = connect_args
-    engine = create_engine(url, **kwargs)
+    # Parameters stay out of error messages (and so out of logs): they can be a caller's phone or address.
+    engine = create_engine(url, hide_parameters=True, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -269,13 +269,13 @@ def parse_ticket_id(value: str | int | None) -> int | None:
     if value is None:
         return None
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() also takes '²', which int() refuses
         return int(text)
     try:
         kind, _, raw = base64.b64decode(text.encode(), validate=True).decode().partition(":")
     except (ValueError, UnicodeDecodeError, binascii.Error):
         return None
-    return int(raw) if kind == "Ticket" and raw.isdigit() else None
+    return int(raw) if kind == "Ticket" and raw.isascii() and raw.isdigit() else None
 
 
 def _stored_result(row: ClientMutation, duplicate: bool) -> MutationResult:

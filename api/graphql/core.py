@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+import weakref
+from functools import partial
 from typing import Any
 
+import anyio
 import graphene
 from graphql import GraphQLError
 from graphql_relay import from_global_id
+from sqlalchemy.exc import DBAPIError
 
 from core.errors import DomainError, Problem
 from core.errors import ErrorCode as DomainErrorCode
@@ -17,6 +22,22 @@ from crews.models import GeneratorStatus as GeneratorStatusEnum
 from dispatch import enums
 
 log = logging.getLogger(__name__)
+
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = \
+    weakref.WeakKeyDictionary()
+# Database work (mutations, pulls, subscriptions' reads) runs in worker threads, so one request's round trips
+# don't stall the others. Fewer threads than the engine's pool has connections (10 + 20 overflow): under
+# overload requests queue here instead of timing out on the pool, and subscriptions still get a connection.
+DATABASE_THREADS = 16
+
+
+def database_threads() -> anyio.CapacityLimiter:
+    """The limiter of the worker threads that run database work off the event loop, one per event loop."""
+    loop = asyncio.get_running_loop()
+    if loop not in _limiters:
+        _limiters[loop] = anyio.CapacityLimiter(DATABASE_THREADS)
+    return _limiters[loop]
+
 
 ErrorCode = graphene.Enum.from_enum(DomainErrorCode)
 TicketKind = graphene.Enum.from_enum(enums.TicketKind)
@@ -68,11 +89,11 @@ def decode_id(value: str | None, type_name: str, field: str) -> int:
     if value is None or str(value).strip() == "":
         raise DomainError.one(field, f"{field} is required", DomainErrorCode.REQUIRED)
     text = str(value).strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() also takes '²', which int() refuses
         return int(text)
     try:
         found_type, raw = from_global_id(text)
-        if found_type == type_name and raw.isdigit():
+        if found_type == type_name and raw.isascii() and raw.isdigit():
             return int(raw)
     except Exception:  # noqa: BLE001  (any malformed id is the caller's error, reported below)
         pass
@@ -90,6 +111,15 @@ def not_available_problem(capability: str) -> DomainError:
                            DomainErrorCode.NOT_AVAILABLE)
 
 
+# PostgreSQL's deadlock_detected and serialization_failure: the transaction lost a race and changed nothing.
+RACE_SQLSTATES = frozenset({"40P01", "40001"})
+RACE_RETRIES = 2
+
+
+def lost_a_race(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in RACE_SQLSTATES
+
+
 class BaseMutation(graphene.Mutation):
     """Every mutation takes one `input` and answers a payload whose `errors` lists what was wrong.
 
@@ -105,18 +135,35 @@ class BaseMutation(graphene.Mutation):
         raise NotImplementedError
 
     @classmethod
-    def mutate(cls, root: Any, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+    async def mutate(cls, root: Any, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        # Off the event loop: while this mutation waits on the database, other requests go on.
+        return await anyio.to_thread.run_sync(partial(cls.mutate_now, root, info, input), limiter=database_threads())
+
+    @classmethod
+    def mutate_now(cls, root: Any, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
         session = info.context.session
-        try:
-            result = cls.perform(info, input)
-            result.setdefault("errors", [])
-            return result
-        except DomainError as error:
-            session.rollback()
-            return {"errors": error.problems}
-        except Exception:
-            session.rollback()
-            reference = uuid.uuid4().hex[:12]
-            log.exception("mutation %s failed (reference %s)", cls.__name__, reference)
-            return {"errors": [Problem(None, f"internal error, nothing was saved (reference {reference})",
-                                       DomainErrorCode.INTERNAL)]}
+        for attempt in range(RACE_RETRIES + 1):
+            try:
+                result = cls.perform(info, input)
+                result.setdefault("errors", [])
+                return result
+            except DomainError as error:
+                session.rollback()
+                return {"errors": error.problems}
+            except DBAPIError as error:
+                session.rollback()
+                if attempt < RACE_RETRIES and lost_a_race(error):
+                    continue  # the database undid all of it: run it again, as the client's retry would
+                return cls.internal_error()
+            except Exception:
+                session.rollback()
+                return cls.internal_error()
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def internal_error(cls) -> dict[str, Any]:
+        """Logged with a reference and the trace (called while handling the exception); answered without it."""
+        reference = uuid.uuid4().hex[:12]
+        log.exception("mutation %s failed (reference %s)", cls.__name__, reference)
+        return {"errors": [Problem(None, f"internal error, nothing was saved (reference {reference})",
+                                   DomainErrorCode.INTERNAL)]}

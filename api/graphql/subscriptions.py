@@ -16,11 +16,10 @@ from typing import Any
 import anyio
 import graphene
 from graphql import GraphQLError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from api.graphql.core import decode_id
-from api.graphql.sync import database_threads
-from api.permissions import crew_scope_problem, denial
+from api.graphql.core import database_threads, decode_id
+from api.permissions import crew_scope_problem, denial, rate_limit_problem
 from core.errors import DomainError, ErrorCode, Problem
 from customers.tracking import find_for_customer, track
 from dispatch.models import Ticket
@@ -34,7 +33,7 @@ def _error(problem: Problem) -> GraphQLError:
 
 
 def _live(info: Any, key: str) -> LiveUpdates:
-    problem = denial(info.context.principal, key)
+    problem = denial(info.context.principal, key) or rate_limit_problem(info.context, key)
     if problem is not None:
         raise _error(problem)
     live = info.context.services.live
@@ -64,6 +63,13 @@ async def _changes(live: LiveUpdates, queue: Any, wanted: Callable[[Change], boo
         _fresh(context)
 
 
+def pull_alone(context: Any, crew: int, cursor: str) -> Any:
+    """`pull` in a session of its own (worker threads never share the operation's session; see ticketUpdated).
+    The tickets come back loaded and detached; their fields are resolved from loaded columns."""
+    with Session(context.services.engine, expire_on_commit=False) as own:
+        return pull(own, crew, cursor)
+
+
 class Subscription(graphene.ObjectType):
     ticket_updated = graphene.Field("api.graphql.customers.TicketTracking", required=True,
                                     number=graphene.String(required=True),
@@ -87,10 +93,10 @@ class Subscription(graphene.ObjectType):
         queue = live.hub.subscribe()
 
         def read() -> Any:
-            try:
-                return track(context.session, number, phone_last4)
-            finally:
-                _fresh(context)  # the answer is plain data: no session needs to stay open
+            # A session of its own: the read runs in a worker thread and the operation's session may be closed
+            # under it when the client goes away. The answer is plain data: nothing needs it open afterwards.
+            with Session(context.services.engine, expire_on_commit=False) as own:
+                return track(own, number, phone_last4)
 
         async def stream() -> AsyncIterator[Any]:
             yield await anyio.to_thread.run_sync(read, limiter=database_threads())
@@ -130,7 +136,7 @@ class Subscription(graphene.ObjectType):
             cursor = result.cursor
             async for _batch in _changes(live, queue, lambda c: c.topic == TOPIC_CREW and c.crew_id == crew, context):
                 while True:
-                    result = await anyio.to_thread.run_sync(pull, context.session, crew, cursor,
+                    result = await anyio.to_thread.run_sync(pull_alone, context, crew, cursor,
                                                             limiter=database_threads())
                     if result.cursor == cursor:
                         break

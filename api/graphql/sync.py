@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from typing import Any
 
 import anyio
 import graphene
 
 from api.auth import Role, issue_token
-from api.graphql.core import BaseMutation, GeoPointInput, TicketStatus, UserError, decode_id, enum_value
+from api.graphql.core import (
+    BaseMutation,
+    GeoPointInput,
+    TicketStatus,
+    UserError,
+    database_threads,
+    decode_id,
+    enum_value,
+)
 from api.permissions import crew_scope_problem
 from core.errors import DomainError
 from mobile_sync.protocol import MutationIn, PushSettings, pull, push, register_device, require_device
-
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = \
-    weakref.WeakKeyDictionary()
-# Fewer threads than the engine's pool has connections (10 + 20 overflow): under overload requests queue here
-# instead of timing out on the pool, and subscriptions and other requests still get a connection.
-SYNC_THREADS = 16
-
-
-def database_threads() -> anyio.CapacityLimiter:
-    """The limiter of sync's worker threads, one per event loop."""
-    loop = asyncio.get_running_loop()
-    if loop not in _limiters:
-        _limiters[loop] = anyio.CapacityLimiter(SYNC_THREADS)
-    return _limiters[loop]
 
 
 class ClientMutationKind(graphene.Enum):
@@ -96,14 +88,6 @@ class SyncPush(BaseMutation):
         input = SyncPushInput(required=True)
 
     Output = SyncPushPayload
-
-    @classmethod
-    async def mutate(cls, root: Any, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
-        # A batch is many round trips: off the event loop, so pushes of other devices run meanwhile.
-        def run() -> dict[str, Any]:
-            return super(SyncPush, cls).mutate(root, info, input)
-
-        return await anyio.to_thread.run_sync(run, limiter=database_threads())
 
     @classmethod
     def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002

@@ -382,3 +382,14 @@ def test_a_savepoint_rolled_back_inside_a_committed_transaction_leaves_no_change
     session.commit()
     new_rows = session.exec(select(SyncChange).where(col(SyncChange.seq).not_in(before))).all()
     assert {row.ticket_id for row in new_rows} == {kept.id}
+
+
+def test_ticket_ids_are_plain_numbers_or_global_ids_and_anything_else_is_no_id() -> None:
+    from base64 import b64encode
+
+    from mobile_sync.protocol import parse_ticket_id
+
+    assert parse_ticket_id("12") == 12 and parse_ticket_id(b64encode(b"Ticket:7").decode()) == 7
+    # Unicode digits pass str.isdigit() but not int(): they name no ticket rather than crash the batch.
+    assert parse_ticket_id("²") is None and parse_ticket_id(b64encode("Ticket:²".encode()).decode()) is None
+    assert parse_ticket_id(b64encode(b"Crew:7").decode()) is None and parse_ticket_id("") is None
