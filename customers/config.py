@@ -19,6 +19,9 @@ class CustomerSettings(BaseSettings):
     incident_radius_km: float = 0.8
     # ... and within this time of the group's latest call.
     incident_window_minutes: int = 60
+    # ... but such a group (and its incident) is never wider than this: no two of its calls further apart, so a
+    # dense storm cannot chain a whole region into one incident.
+    incident_max_diameter_km: float = 2.4
     # A transformer is predicted out once this many of its customers call (one call is that customer's service).
     transformer_min_calls: int = 2
     # An upstream device (fuse/section/feeder) is predicted out once this many of its children are involved

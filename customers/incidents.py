@@ -28,7 +28,8 @@ OPEN = [s.value for s in OPEN_STATUSES]
 def thresholds(settings: CustomerSettings) -> Thresholds:
     return Thresholds(transformer_min_calls=settings.transformer_min_calls,
                       upstream_min_children=settings.upstream_min_children, radius_km=settings.incident_radius_km,
-                      window=timedelta(minutes=settings.incident_window_minutes))
+                      window=timedelta(minutes=settings.incident_window_minutes),
+                      max_diameter_km=settings.incident_max_diameter_km)
 
 
 def process_report(session: Session, ticket: Ticket, settings: CustomerSettings | None = None) -> Ticket | None:
@@ -141,7 +142,8 @@ def group_into_incident(session: Session, ticket: Ticket, customer: Customer | N
     if feeder is None:
         if ticket.lat is None or ticket.lng is None:
             return None
-        box = settings.incident_radius_km / 111.0 * 4  # a few radii: single linkage may chain
+        # The report's group lies within the maximum diameter of it; a few radii around it keep its neighbours.
+        box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
         query = query.where(col(Ticket.lat).between(ticket.lat - box, ticket.lat + box),
                             col(Ticket.lng).between(ticket.lng - box * 1.2, ticket.lng + box * 1.2))
     calls = []
@@ -160,12 +162,21 @@ def group_into_incident(session: Session, ticket: Ticket, customer: Customer | N
     members = list(session.exec(select(Ticket).where(col(Ticket.id).in_(outage.call_ids))))
     grouped = [t for t in members if (t.id or 0) in set(outage.call_ids)]
     open_incidents = sorted({t.incident_id for t in grouped if t.incident_id is not None})
-    incident = None
+    incident, too_wide = None, False
     for incident_id in open_incidents:
         found = session.get(Incident, incident_id)
-        if found is not None and found.status != "RESTORED":
+        if found is None or found.status == "RESTORED":
+            continue
+        if outage.device is not None or _stays_within(session, found, grouped, settings):
             incident = found
             break
+        too_wide = True
+    if incident is None and too_wide:
+        # No incident of the group can take it without growing wider than the bound: the reports already in
+        # an incident stay there, the others make a new one (grouping by distance must not chain incidents).
+        grouped = [t for t in grouped if t.incident_id is None]
+        if len(grouped) < 2 or all(t is not ticket for t in grouped):
+            return None
     if incident is None:
         incident = Incident(created_at=ticket.created_at)
         session.add(incident)
@@ -182,7 +193,9 @@ def group_into_incident(session: Session, ticket: Ticket, customer: Customer | N
         incident.center_lat, incident.center_lng = outage.lat, outage.lng
     scope.lead_ticket_id = lead.id
     session.add(scope)
-    incident.customers_affected = max(incident.customers_affected, outage.customers_affected)
+    affected = outage.customers_affected if outage.device is not None or len(grouped) == len(outage.call_ids) \
+        else len(grouped)
+    incident.customers_affected = max(incident.customers_affected, affected)
     if incident.status == "SUSPECTED" and len(grouped) >= settings.confirm_calls:
         incident.status = "CONFIRMED"
     session.add(incident)
@@ -206,6 +219,18 @@ def group_into_incident(session: Session, ticket: Ticket, customer: Customer | N
     log.info("incident %s: %d reports, %s, %d customers", incident.id, len(grouped), outage.cause,
              incident.customers_affected)
     return joined
+
+
+def _stays_within(session: Session, incident: Incident, grouped: list[Ticket], settings: CustomerSettings) -> bool:
+    """Whether the incident's reports and `grouped` together are no wider than the maximum incident diameter
+    (each side is within it already: only the pairs across are measured)."""
+    ids = {t.id for t in grouped}
+    members = [(lat, lng) for t_id, lat, lng in session.exec(select(Ticket.id, Ticket.lat, Ticket.lng).where(
+        Ticket.incident_id == incident.id, col(Ticket.duplicate_of_id).is_(None)))
+        if lat is not None and lng is not None and t_id not in ids]
+    limit = settings.incident_max_diameter_km
+    return all(haversine_km(lat, lng, t.lat, t.lng) <= limit
+               for lat, lng in members for t in grouped if t.lat is not None and t.lng is not None)
 
 
 def list_incidents(session: Session, statuses: list[str] | None = None) -> list[Incident]:

@@ -4,7 +4,8 @@ Where the network is known (service point -> transformer -> fuse or line section
 a transformer is out once enough of its customers call, an upstream device once enough of its children are
 involved (a transformer with a call, a device below predicted out), and the outage is placed on the lowest
 device that explains the calls; customers on that device who did not call are counted as affected. Calls
-with no known transformer group by distance and time instead.
+with no known transformer group by distance and time instead, and such a group never grows wider than the
+maximum incident diameter (a dense storm would otherwise chain a whole region into one outage).
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ class Thresholds:
     upstream_min_children: int = 2
     radius_km: float = 0.8
     window: timedelta = timedelta(minutes=60)
+    # No two calls of a distance-and-time group are further apart than this (None: three radii).
+    max_diameter_km: float | None = None
+
+    @property
+    def diameter_km(self) -> float:
+        return self.max_diameter_km if self.max_diameter_km is not None else 3 * self.radius_km
 
 
 @dataclass
@@ -151,23 +158,49 @@ def _climb(calls: Sequence[Call], network: Network, thresholds: Thresholds) -> l
 
 
 def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list[Outage]:
-    """Single linkage: a call joins a group with a call within the radius and the time window."""
+    """Bounded single linkage: a call joins a group with a call within the radius and the time window, as long
+    as the group stays within the maximum diameter; it bridges two such groups only if the merged group does
+    too. A call that fits no group it touches starts a group of its own (the nearest group that fits wins)."""
+    diameter = thresholds.diameter_km
     groups: list[list[Call]] = []
     for call in sorted(calls, key=lambda c: (c.at, c.id)):
         if call.lat is None or call.lng is None:
             groups.append([call])
             continue
-        joined: list[list[Call]] = [
-            g for g in groups
-            if any(o.lat is not None and o.lng is not None and abs(call.at - o.at) <= thresholds.window
-                   and haversine_km(call.lat, call.lng, o.lat, o.lng) <= thresholds.radius_km for o in g)
-        ]
-        if not joined:
+        touching: list[tuple[float, int]] = []  # (nearest linking distance, group index) of groups that fit
+        for index, group in enumerate(groups):
+            nearest, fits = None, True
+            for other in group:
+                if other.lat is None or other.lng is None:
+                    continue
+                distance = haversine_km(call.lat, call.lng, other.lat, other.lng)
+                if distance > diameter:
+                    fits = False
+                    break
+                if distance <= thresholds.radius_km and abs(call.at - other.at) <= thresholds.window \
+                        and (nearest is None or distance < nearest):
+                    nearest = distance
+            if fits and nearest is not None:
+                touching.append((nearest, index))
+        if not touching:
             groups.append([call])
             continue
-        merged = [c for g in joined for c in g] + [call]
-        groups = [g for g in groups if all(g is not j for j in joined)] + [merged]
+        touching.sort()
+        merged_ids = [touching[0][1]]
+        merged = list(groups[touching[0][1]]) + [call]
+        for _distance, index in touching[1:]:
+            if _within(merged, groups[index], diameter):
+                merged_ids.append(index)
+                merged += groups[index]
+        groups = [g for i, g in enumerate(groups) if i not in merged_ids] + [merged]
     return [Outage(None, "AREA", [c.id for c in g], len({c.customer or c.id for c in g})) for g in groups]
+
+
+def _within(group: Sequence[Call], other: Sequence[Call], diameter_km: float) -> bool:
+    """Whether every located call of `other` is within `diameter_km` of every located call of `group`."""
+    return all(haversine_km(a.lat, a.lng, b.lat, b.lng) <= diameter_km
+               for a in group if a.lat is not None and a.lng is not None
+               for b in other if b.lat is not None and b.lng is not None)
 
 
 def outage_of(outages: Iterable[Outage], call_id: int) -> Outage | None:

@@ -2,7 +2,10 @@
 than the margin), incident status kept in step with its tickets, and the notifications of every change.
 
 `ticket_changed` is the one hook dispatch calls (from `record_event` and after a plan is committed); it runs
-in the caller's transaction, so a change and its notifications commit together.
+in the caller's transaction, so a change and its notifications commit together. The incident of a changed
+ticket is brought up to date once per transaction, not once per ticket: its id is noted in `session.info` and
+the incident is refreshed at the end of `tickets_changed` or, at the latest, in `before_commit` (a plan that
+moves hundreds of tickets of one incident would otherwise re-read the incident's tickets for each of them).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import statistics
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import event, or_
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
@@ -192,10 +197,13 @@ def ticket_changed(session: Session, ticket: Ticket, at: datetime | None = None,
     settings = settings or get_customer_settings()
     at = at or utcnow()
     with session.no_autoflush:  # these reads don't need the ticket's new state: it is written once, below
-        publication = session.get(TicketPublication, ticket.id)
+        # A publication made earlier in this transaction may not be flushed yet: `get` would not see it.
+        fresh: dict[int, TicketPublication] = session.info.setdefault(NEW_PUBLICATIONS_KEY, {})
+        publication = fresh.get(ticket.id) or session.get(TicketPublication, ticket.id)
         etr = estimate_etr(session, ticket, settings)
     if publication is None:
         publication = TicketPublication(ticket_id=ticket.id, published_at=at)
+        fresh[ticket.id] = publication
     changes: list[Change] = []
     values: dict[str, object] = {"number": ticket.number}
     in_incident = ticket.incident_id is not None
@@ -238,9 +246,7 @@ def ticket_changed(session: Session, ticket: Ticket, at: datetime | None = None,
         for change in changes:
             enqueue(session, change, recipients, at, settings)
     if ticket.incident_id is not None:
-        incident = session.get(Incident, ticket.incident_id)
-        if incident is not None:
-            refresh_incident(session, incident, at, settings)
+        note_incident_changed(session, ticket.incident_id, at, settings)
 
 
 def release_duplicates(session: Session, ticket: Ticket) -> Ticket | None:
@@ -272,9 +278,66 @@ def release_duplicates(session: Session, ticket: Ticket) -> Ticket | None:
 
 
 def tickets_changed(session: Session, tickets: Iterable[Ticket], at: datetime | None = None) -> None:
-    """The hook of a committed plan: every ticket whose ETA it set."""
+    """The hook of a committed plan: every ticket whose ETA it set; then each incident they (or the plan's
+    status changes before) touched is refreshed once."""
     for ticket in tickets:
         ticket_changed(session, ticket, at)
+    refresh_changed_incidents(session)
+
+
+# ------------------------------------------------------------------ incidents: once per transaction
+
+
+PENDING_INCIDENTS_KEY = "customers.incidents_to_refresh"
+NEW_PUBLICATIONS_KEY = "customers.new_publications"
+
+
+def note_incident_changed(session: Session, incident_id: int, at: datetime,
+                          settings: CustomerSettings | None = None) -> None:
+    """Remember that a ticket of the incident changed (at `at`): it is refreshed once, before the commit."""
+    pending: dict[int, tuple[datetime, CustomerSettings | None]] = session.info.setdefault(PENDING_INCIDENTS_KEY, {})
+    pending[incident_id] = (at, settings)
+
+
+def refresh_changed_incidents(session: Session) -> None:
+    """Refresh every incident noted as changed in this transaction, once each (with the time of its latest
+    change). A refresh that changes tickets of another incident notes that one in turn: repeat until none."""
+    for _round in range(10):  # a refresh only changes repeat reports, which note nothing: one round suffices
+        pending = session.info.pop(PENDING_INCIDENTS_KEY, None)
+        if not pending:
+            return
+        for incident_id, (at, settings) in sorted(pending.items()):
+            incident = session.get(Incident, incident_id)
+            if incident is not None:
+                refresh_incident(session, incident, at, settings)
+
+
+def _before_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint being released: the incidents wait for the real commit
+    refresh_changed_incidents(session)
+
+
+def _after_commit(session: Session) -> None:
+    session.info.pop(NEW_PUBLICATIONS_KEY, None)
+
+
+def _after_soft_rollback(session: Session, previous: Any) -> None:
+    if previous.parent is None:  # the whole transaction is gone: so are its changes
+        session.info.pop(PENDING_INCIDENTS_KEY, None)
+        session.info.pop(NEW_PUBLICATIONS_KEY, None)
+
+
+def install() -> None:
+    """Register the hooks on every ORM session (idempotent). `before_commit` goes first, ahead of the change
+    log's (mobile_sync.changes), so what the refresh writes is flushed and logged with the rest."""
+    if not event.contains(OrmSession, "before_commit", _before_commit):
+        event.listen(OrmSession, "before_commit", _before_commit, insert=True)
+        event.listen(OrmSession, "after_commit", _after_commit)
+        event.listen(OrmSession, "after_soft_rollback", _after_soft_rollback)
+
+
+install()
 
 
 def refresh_incident(session: Session, incident: Incident, at: datetime | None = None,

@@ -3,6 +3,8 @@ incidents by the network (or by distance and time), never dispatched twice."""
 
 from __future__ import annotations
 
+import random
+
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -10,6 +12,7 @@ from customers.models import IncidentScope, TicketCustomer
 from dispatch.intake import IntakeContext, NewTicket, create_ticket
 from dispatch.models import Incident, Ticket
 from dispatch.planning import read_planning_input
+from geo.points import haversine_km
 from tests.conftest import run_at_once
 from tests.customers.customer_world import build_world, call
 
@@ -109,6 +112,27 @@ def test_without_a_network_nearby_calls_share_an_incident_but_each_is_dispatched
     assert incident is not None and incident.customers_affected == 3
     assert all(t.duplicate_of_id is None for t in tickets)
     assert len(session.exec(select(Ticket)).all()) == 4
+
+
+def test_a_dense_storm_without_a_network_makes_many_incidents_none_wider_than_the_bound(
+        session: Session, intake_context: IntakeContext) -> None:
+    # 150 reports scattered over a strip 20 km long and 2 km wide, in random order: every report has neighbours
+    # within the incident radius (0.8 km), so chaining neighbours (or incidents) would join the whole strip.
+    rng = random.Random(5)
+    points = [(30.700 + rng.random() * 0.02, 114.100 + rng.random() * 0.21) for _ in range(150)]
+    tickets = [create_ticket(session, intake_context, NewTicket(kind="FAULT_REPAIR", channel="HOTLINE", summary="停电",
+                                                                lat=lat, lng=lng), "dispatcher").ticket
+               for lat, lng in points]
+    session.commit()
+    incidents: dict[int, list[Ticket]] = {}
+    for ticket in tickets:
+        session.refresh(ticket)
+        if ticket.incident_id is not None:
+            incidents.setdefault(ticket.incident_id, []).append(ticket)
+    assert len(incidents) >= 8  # 20 km of 2.4 km incidents
+    assert sum(len(members) for members in incidents.values()) >= 120  # most reports have an incident
+    for members in incidents.values():
+        assert max(haversine_km(a.lat, a.lng, b.lat, b.lng) for a in members for b in members) <= 2.4
 
 
 def test_end_to_end_imports_reports_and_the_incidents_query(api: object) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from customers.prediction import Call, Network, Thresholds, outage_of, predict_outages
+from geo.points import haversine_km
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -85,3 +87,39 @@ def test_without_a_network_calls_group_by_distance_and_time() -> None:
     biggest = outages[0]
     assert biggest.device is None and biggest.customers_affected == 3
     assert biggest.lat is not None and abs(biggest.lat - 30.603) < 1e-6
+
+
+def width_km(calls: list[Call]) -> float:
+    """The largest distance between two of the calls."""
+    return max((haversine_km(a.lat, a.lng, b.lat, b.lng) for i, a in enumerate(calls) for b in calls[i + 1:]),
+               default=0.0)
+
+
+def storm(count: int, seed: int = 7) -> list[Call]:
+    """`count` calls scattered uniformly over about 20 km x 20 km in half an hour: dense enough that every call
+    has neighbours within the radius, so chaining neighbours would join the whole area."""
+    rng = random.Random(seed)
+    return [call(i, None, rng.randrange(30), (30.50 + rng.random() * 0.18, 114.20 + rng.random() * 0.21))
+            for i in range(1, count + 1)]
+
+
+def test_a_dense_storm_without_a_network_is_many_outages_none_wider_than_the_bound() -> None:
+    calls = storm(900)
+    by_id = {c.id: c for c in calls}
+    bound = Thresholds(radius_km=0.8, max_diameter_km=2.4)
+    outages = predict_outages(calls, None, bound)
+    assert sorted(i for o in outages for i in o.call_ids) == sorted(by_id)  # each call in exactly one
+    assert len(outages) >= 40
+    assert max(width_km([by_id[i] for i in o.call_ids]) for o in outages) <= 2.4
+    assert sum(1 for o in outages if len(o.call_ids) >= 2) >= 40  # neighbours still group
+    # Unbounded, the same scatter chains into one outage across the area.
+    chained = predict_outages(calls, None, Thresholds(radius_km=0.8, max_diameter_km=1000.0))
+    assert width_km([by_id[i] for i in chained[0].call_ids]) > 15
+
+
+def test_the_maximum_diameter_defaults_to_three_radii() -> None:
+    assert Thresholds(radius_km=0.5).diameter_km == 1.5
+    line = [call(i, None, i, (30.600 + i * 0.003, 114.300)) for i in range(1, 9)]  # every 330 m, 2.3 km long
+    outages = predict_outages(line, None, Thresholds(radius_km=0.5))
+    assert len(outages) >= 2
+    assert all(width_km([c for c in line if c.id in o.call_ids]) <= 1.5 for o in outages)

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from core.clock import utcnow
 from crews.roster import NewCrew, create_crew
+from customers import updates
 from customers.config import CustomerSettings
 from customers.models import Customer, Notification
 from customers.notify import (
@@ -23,7 +24,7 @@ from customers.notify import (
 )
 from customers.updates import clear_estimate_cache, estimate_etr, repair_minutes, ticket_changed
 from dispatch.enums import TicketStatus
-from dispatch.intake import IntakeContext
+from dispatch.intake import IntakeContext, NewTicket, create_ticket
 from dispatch.models import Incident
 from dispatch.planning import optimize_and_store
 from dispatch.tickets import change_status
@@ -186,3 +187,41 @@ def test_a_restored_incident_tells_every_affected_customer_once(
 
     members = session.exec(select(Ticket).where(Ticket.incident_id == incident.id)).all()
     assert {t.status for t in members} == {"RESOLVED"} and all(t.power_restored_at for t in members)
+
+
+def test_a_plan_moving_many_tickets_of_one_incident_refreshes_the_incident_once(
+        session: Session, intake_context: IntakeContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_estimate_cache()
+    now = utcnow()
+    for name in ("Crew 1", "Crew 2"):
+        create_crew(session, NewCrew(name=name, skills=["lv_overhead"], home_lat=30.69, home_lng=114.20,
+                                     shift_start=now - timedelta(hours=1), shift_end=now + timedelta(hours=8)))
+    # Eight callers along one street (no network known): one incident, every report dispatched.
+    reports = [create_ticket(session, intake_context, NewTicket(
+        kind="FAULT_REPAIR", channel="HOTLINE", summary="停电", lat=30.700 + i * 0.0006, lng=114.200,
+        contact_phone=f"139001000{i:02d}", preferred_channels=["SMS"]), "dispatcher").ticket for i in range(8)]
+    session.commit()
+    for report in reports:
+        session.refresh(report)
+    [incident_id] = {r.incident_id for r in reports}
+    assert incident_id is not None
+    refreshed: list[int] = []
+    refresh = updates.refresh_incident
+
+    def counting(session: Session, incident: Incident, *args: object, **kwargs: object) -> None:
+        refreshed.append(incident.id or 0)
+        refresh(session, incident, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(updates, "refresh_incident", counting)
+    optimize_and_store(session, time_limit_s=1, commit=True)
+    for report in reports:
+        session.refresh(report)
+    assert sum(1 for r in reports if r.status == "ASSIGNED") >= 4  # the plan changed many of its tickets
+    assert refreshed == [incident_id]  # ... and the incident was brought up to date once
+    incident = session.get(Incident, incident_id)
+    assert incident is not None
+    session.refresh(incident)
+    assert incident.status == "CONFIRMED" and incident.etr is not None
+    assert all(r.etr == incident.etr for r in reports)  # every report shows the incident's ETR
+    etr = notes(session, kind="ETR")
+    assert sorted(n.recipient for n in etr) == sorted(r.contact_phone or "" for r in reports)  # once per caller
