@@ -11,7 +11,7 @@ from graphql import GraphQLError, GraphQLResolveInfo
 
 from api.auth import Principal, Role
 from api.ratelimit import client_ip
-from core.errors import ErrorCode, Problem
+from core.errors import DomainError, ErrorCode, Problem
 
 EVERYONE = frozenset(Role)
 STAFF = frozenset({Role.ADMIN, Role.DISPATCHER})
@@ -106,6 +106,14 @@ def crew_scope_problem(principal: Principal, crew_id: int | None) -> Problem | N
     if principal.role == Role.CREW and principal.crew_id != crew_id:
         return Problem(["crewId"], "a crew device may only act for its own crew", ErrorCode.FORBIDDEN)
     return None
+
+
+def require_crew_scope(principal: Principal, crew_id: int) -> int:
+    """`crew_id` when `principal` may act for that crew; a FORBIDDEN DomainError otherwise."""
+    problem = crew_scope_problem(principal, crew_id)
+    if problem is not None:
+        raise DomainError([problem])
+    return crew_id
 
 
 class PermissionMiddleware:

@@ -11,8 +11,7 @@ import graphene
 from graphene import relay
 
 from api.graphql.core import BaseMutation, PlanStatus, Priority, UserError, decode_id
-from api.permissions import crew_scope_problem
-from core.errors import DomainError
+from api.permissions import require_crew_scope
 from dispatch import events, models
 from dispatch.explanation import TicketExplanation, explain_ticket
 from dispatch.planning import (
@@ -415,10 +414,7 @@ class CrewUnavailable(BaseMutation):
 
     @classmethod
     def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
-        crew_id = decode_id(input["crew_id"], "Crew", "crewId")
-        problem = crew_scope_problem(info.context.principal, crew_id)
-        if problem is not None:
-            raise DomainError([problem])
+        crew_id = require_crew_scope(info.context.principal, decode_id(input["crew_id"], "Crew", "crewId"))
         return _event_result(events.crew_unavailable(info.context.session, crew_id, input["reason"],
                                                      source=info.context.principal.source))
 

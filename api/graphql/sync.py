@@ -17,8 +17,7 @@ from api.graphql.core import (
     decode_id,
     enum_value,
 )
-from api.permissions import crew_scope_problem
-from core.errors import DomainError
+from api.permissions import require_crew_scope
 from mobile_sync.protocol import MutationIn, PushSettings, pull, push, register_device, require_device
 
 
@@ -137,10 +136,7 @@ class RegisterDevice(BaseMutation):
 
     @classmethod
     def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
-        crew_id = decode_id(input["crew_id"], "Crew", "crewId")
-        problem = crew_scope_problem(info.context.principal, crew_id)
-        if problem is not None:
-            raise DomainError([problem])
+        crew_id = require_crew_scope(info.context.principal, decode_id(input["crew_id"], "Crew", "crewId"))
         device = register_device(info.context.session, crew_id, str(input["device_id"]), input.get("name"))
         token = issue_token(Role.CREW, subject=f"device:{device.id}", crew_id=device.crew_id, device_id=device.id,
                             settings=info.context.services.settings)
