@@ -10,6 +10,10 @@ never touched). PostgreSQL only (skipped without TEST_DATABASE_URL).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -118,8 +122,19 @@ def test_postgresql_unreachable_then_back_requests_fail_cleanly_and_the_server_r
         assert db.scalar("SELECT count(*) FROM ticket") == 2
 
 
-def test_redis_down_writes_still_succeed_nothing_is_lost_from_the_outbox_and_fan_out_resumes(
-        intake_context: IntakeContext) -> None:
+@dataclass
+class TwoFollowed:
+    redis: PrivateRedis
+    db: Any
+    crew: Any
+    ticket_id: int
+    a: Server
+    followers: tuple[Follower, Follower]
+
+
+@contextmanager
+def two_servers_followed_on_one_redis(intake_context: IntakeContext) -> Iterator[TwoFollowed]:
+    """A private Redis, two server processes on it and one field crew's ticket followed live on each."""
     redis_server = PrivateRedis().start()
     try:
         with scratch_schema() as db:
@@ -132,59 +147,49 @@ def test_redis_down_writes_still_succeed_nothing_is_lost_from_the_outbox_and_fan
                 b.wait_healthy()
                 on_a, on_b = Follower(a.ws_url, number, digits), Follower(b.ws_url, number, digits)
                 try:
-                    redis_server.stop()
-                    pushed = a.post(PUSH, {"input": {"deviceId": crew.device_id, "mutations": [
-                        status_change("go-1", ticket_id, "EN_ROUTE", minutes_ago=2)]}}, crew.bearer)
-                    assert [r["applied"] for r in pushed["data"]["syncPush"]["results"]] == [True]
-                    assert db.scalar("SELECT status FROM ticket WHERE id = :t", t=ticket_id) == "EN_ROUTE"
-                    # The change waits in the outbox, past the relay's mark, for Redis to come back ...
-                    change = db.scalar("SELECT max(seq) FROM sync_change WHERE topic = 'CUSTOMER' AND ticket_id = :t "
-                                       "AND CAST(payload AS text) LIKE '%EN_ROUTE%'", t=ticket_id)
-                    assert change is not None
-                    assert db.scalar("SELECT value FROM sync_counter WHERE name = 'relay'") < change
-
-                    # ... and is published once it is back.
-                    redis_server.start()
-                    wait_until(lambda: db.scalar("SELECT value FROM sync_counter WHERE name = 'relay'") >= change,
-                               "the relay to publish the change made while Redis was down")
-                    wait_until(lambda: listening(redis_server) == 2, "both processes to listen to Redis again")
-                    a.post(PUSH, {"input": {"deviceId": crew.device_id, "mutations": [
-                        status_change("go-2", ticket_id, "ON_SITE", minutes_ago=1)]}}, crew.bearer)
-                    for follower in (on_a, on_b):
-                        follower.wait_for(lambda s: "ON_SITE" in s, "a change after Redis came back")
+                    yield TwoFollowed(redis_server, db, crew, ticket_id, a, (on_a, on_b))
                 finally:
                     on_a.close()
                     on_b.close()
     finally:
         redis_server.close()
+
+
+def test_redis_down_writes_still_succeed_nothing_is_lost_from_the_outbox_and_fan_out_resumes(
+        intake_context: IntakeContext) -> None:
+    with two_servers_followed_on_one_redis(intake_context) as world:
+        db, crew, ticket_id = world.db, world.crew, world.ticket_id
+        world.redis.stop()
+        pushed = world.a.post(PUSH, {"input": {"deviceId": crew.device_id, "mutations": [
+            status_change("go-1", ticket_id, "EN_ROUTE", minutes_ago=2)]}}, crew.bearer)
+        assert [r["applied"] for r in pushed["data"]["syncPush"]["results"]] == [True]
+        assert db.scalar("SELECT status FROM ticket WHERE id = :t", t=ticket_id) == "EN_ROUTE"
+        # The change waits in the outbox, past the relay's mark, for Redis to come back ...
+        change = db.scalar("SELECT max(seq) FROM sync_change WHERE topic = 'CUSTOMER' AND ticket_id = :t "
+                           "AND CAST(payload AS text) LIKE '%EN_ROUTE%'", t=ticket_id)
+        assert change is not None
+        assert db.scalar("SELECT value FROM sync_counter WHERE name = 'relay'") < change
+
+        # ... and is published once it is back.
+        world.redis.start()
+        wait_until(lambda: db.scalar("SELECT value FROM sync_counter WHERE name = 'relay'") >= change,
+                   "the relay to publish the change made while Redis was down")
+        wait_until(lambda: listening(world.redis) == 2, "both processes to listen to Redis again")
+        world.a.post(PUSH, {"input": {"deviceId": crew.device_id, "mutations": [
+            status_change("go-2", ticket_id, "ON_SITE", minutes_ago=1)]}}, crew.bearer)
+        for follower in world.followers:
+            follower.wait_for(lambda s: "ON_SITE" in s, "a change after Redis came back")
 
 
 def test_a_change_made_while_redis_was_down_reaches_the_subscribers_of_every_process(
         intake_context: IntakeContext) -> None:
-    redis_server = PrivateRedis().start()
-    try:
-        with scratch_schema() as db:
-            crew = seed_field_crew(db, intake_context, jobs=1)
-            ticket_id, number, digits = crew.tickets[0]
-            a = Server(db.server_url(), redis_url=redis_server.url).start(wait=False)
-            b = Server(db.server_url(), redis_url=redis_server.url).start(wait=False)
-            with servers(a, b):
-                a.wait_healthy()
-                b.wait_healthy()
-                on_a, on_b = Follower(a.ws_url, number, digits), Follower(b.ws_url, number, digits)
-                try:
-                    redis_server.stop()
-                    a.post(PUSH, {"input": {"deviceId": crew.device_id, "mutations": [
-                        status_change("go-1", ticket_id, "EN_ROUTE", minutes_ago=2)]}}, crew.bearer)
-                    redis_server.start()
-                    for follower in (on_a, on_b):
-                        follower.wait_for(lambda s: "EN_ROUTE" in s, "the change made while Redis was down",
-                                          timeout=10)
-                finally:
-                    on_a.close()
-                    on_b.close()
-    finally:
-        redis_server.close()
+    with two_servers_followed_on_one_redis(intake_context) as world:
+        world.redis.stop()
+        world.a.post(PUSH, {"input": {"deviceId": world.crew.device_id, "mutations": [
+            status_change("go-1", world.ticket_id, "EN_ROUTE", minutes_ago=2)]}}, world.crew.bearer)
+        world.redis.start()
+        for follower in world.followers:
+            follower.wait_for(lambda s: "EN_ROUTE" in s, "the change made while Redis was down", timeout=10)
 
 
 def test_with_redis_down_a_server_still_starts_and_its_subscribers_get_its_changes(
