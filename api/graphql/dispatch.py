@@ -436,11 +436,10 @@ class CustomerNotHome(BaseMutation):
 
     @classmethod
     def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
-        retry, window = input.get("retry_after_minutes"), input.get("window_minutes")
-        return _event_result(events.customer_not_home(
+        given = {k: input[k] for k in ("retry_after_minutes", "window_minutes") if input.get(k) is not None}
+        return _event_result(events.customer_not_home(  # the domain function owns the defaults
             info.context.session, decode_id(input["ticket_id"], "Ticket", "ticketId"), input["reason"],
-            source=info.context.principal.source, retry_after_minutes=120 if retry is None else retry,
-            window_minutes=120 if window is None else window))
+            source=info.context.principal.source, **given))
 
 
 class CrewsJoinedInput(graphene.InputObjectType):
