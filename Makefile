@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test install lint bench-solomon bench-storm bench-redispatch bench-scale bench-intake bench-quality \
-	bench-fanout bench-sync bench-storm-load clean
+	bench-fanout bench-relay bench-sync bench-storm-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-quality: $(STAMP)
 
 bench-fanout: $(STAMP)
 	$(BIN)/python bench/fanout.py
+
+bench-relay: $(STAMP)
+	$(BIN)/python bench/relay.py
 
 bench-sync: $(STAMP)
 	$(BIN)/python bench/sync.py --devices 1000 --duration 60

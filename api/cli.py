@@ -343,15 +343,17 @@ def simulate_crews(
                                                  "none: serve one here")] = None,
     subscribers: Annotated[int, typer.Option(help="customers following tickets live")] = 0,
     seed: Annotated[int, typer.Option()] = 7,
+    processes: Annotated[int | None, typer.Option(help="OS processes driving the devices; default: half the "
+                                                       "CPUs, at most one per 100 devices")] = None,
 ) -> None:
     """Drive simulated crew devices against the server, then check from the database that every change was
     applied exactly once; exits 1 unless lost = duplicated = refused = 0."""
-    from mobile_sync.simulator import SimConfig
+    from mobile_sync.simulator import SimConfig, default_processes
 
     config = SimConfig(devices=devices, offline_rate=offline_rate, duration=duration, subscribers=subscribers,
-                       seed=seed)
-    if not 0 <= offline_rate < 1 or devices < 1 or duration < 0:
-        raise typer.BadParameter("devices >= 1, 0 <= offline-rate < 1, duration >= 0")
+                       seed=seed, processes=processes or default_processes(devices))
+    if not 0 <= offline_rate < 1 or devices < 1 or duration < 0 or (processes is not None and processes < 1):
+        raise typer.BadParameter("devices >= 1, 0 <= offline-rate < 1, duration >= 0, processes >= 1")
     report = run_simulation(config, url)
     for line in report.lines():
         typer.echo(line)

@@ -15,6 +15,14 @@ While Redis is unreachable (also when a process starts) writes go on, the relay 
 and each process without a Redis listener tails the log itself for its own subscribers, as without REDIS_URL;
 a listener that gets through again first catches up from the log, so nothing published meanwhile is missed.
 With MQTT_URL the relay also publishes each crew's job changes to `gridcrew/crews/<crew id>/jobs` (QoS 1).
+
+Throughput (bench/relay.py): a pass of the relay is one transaction that reads up to BATCH changes with one
+SELECT (on PostgreSQL that SELECT also takes the `relay` row and builds the Redis message, so no row goes
+through Python), publishes them as one message and advances the row once; it goes on at once while it finds
+full batches. Commits wake it one by one, so after a wake-up it waits GATHER_SECONDS for the commits right
+behind to join the same batch: under a storm of small commits it makes a few big passes a second, not one tiny
+pass per commit. Each subscriber says what it follows (a topic, and a ticket or crew), so delivering a batch
+costs the batch plus the subscribers concerned, not every subscriber times every change.
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "gridcrew:changes:{database}"
 MQTT_TOPIC = "gridcrew/crews/{crew_id}/jobs"
-BATCH = 1000
+BATCH = 5000  # changes per relay pass and Redis message (a few hundred kB)
+GATHER_SECONDS = 0.02  # after a wake-up, the relay waits this long for the commits right behind
 QUEUE_LIMIT = 10_000
 
 
@@ -53,68 +62,166 @@ class Change:
     payload: dict[str, Any] | None = None
 
 
+def _change(row: Any) -> Change:
+    payload = row[4]
+    return Change(int(row[0]), row[1], row[2], row[3], json.loads(payload) if isinstance(payload, str) else payload)
+
+
 def read_changes(engine: Engine, after: int, limit: int = BATCH) -> list[Change]:
     with engine.connect() as connection:
         rows = connection.execute(text(
             "SELECT seq, topic, crew_id, ticket_id, payload FROM sync_change WHERE seq > :after "
             "ORDER BY seq LIMIT :limit"), {"after": after, "limit": limit}).all()
-    return [Change(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if isinstance(r[4], str) else r[4])
-            for r in rows]
+    return [_change(r) for r in rows]
 
 
-def claim_and_publish(engine: Engine, publish: Callable[[list[Change]], None], limit: int = BATCH) -> int:
+@dataclass
+class Batch:
+    """A range of the log as the relay publishes it: the Redis message (a JSON list of changes) and its size."""
+
+    message: str
+    count: int
+    last: int
+    _changes: list[Change] | None = None
+
+    @property
+    def changes(self) -> list[Change]:
+        if self._changes is None:
+            self._changes = [Change(**item) for item in json.loads(self.message)]
+        return self._changes
+
+    @staticmethod
+    def of(changes: list[Change]) -> Batch:
+        return Batch(json.dumps([asdict(c) for c in changes]), len(changes), changes[-1].seq, changes)
+
+
+# PostgreSQL: the relay's row (skipped when another relay holds it), the next range and its Redis message in one
+# statement. FOR UPDATE gives the newest mark even if the statement's snapshot is older; what that snapshot shows
+# above the mark is still a gap-free prefix of the log (numbers follow commit order), so nothing is skipped.
+_CLAIM_POSTGRESQL = text(
+    "WITH mark AS MATERIALIZED (SELECT value FROM sync_counter WHERE name = 'relay' FOR UPDATE SKIP LOCKED), "
+    "batch AS (SELECT c.seq, c.topic, c.crew_id, c.ticket_id, c.payload FROM sync_change c, mark "
+    "WHERE c.seq > mark.value ORDER BY c.seq LIMIT :limit) "
+    "SELECT (SELECT value FROM mark), COUNT(*), MAX(seq), CAST(json_agg(json_build_object('seq', seq, "
+    "'topic', topic, 'crew_id', crew_id, 'ticket_id', ticket_id, 'payload', payload) ORDER BY seq) AS text) "
+    "FROM batch")
+
+
+def _claim(connection: Any, limit: int) -> tuple[bool, Batch | None]:
+    """(whether this relay holds the `relay` row, the next range of the log); one SELECT on PostgreSQL."""
+    if connection.dialect.name == "postgresql":
+        mark, count, last, message = connection.execute(_CLAIM_POSTGRESQL, {"limit": limit}).one()
+        if mark is None:
+            return False, None
+        return True, Batch(message, int(count), int(last)) if count else None
+    row = connection.execute(text("SELECT value FROM sync_counter WHERE name = 'relay'")).first()
+    if row is None:
+        return False, None
+    rows = connection.execute(text(
+        "SELECT seq, topic, crew_id, ticket_id, payload FROM sync_change WHERE seq > :after "
+        "ORDER BY seq LIMIT :limit"), {"after": int(row[0]), "limit": limit}).all()
+    return True, Batch.of([_change(r) for r in rows]) if rows else None
+
+
+def claim_and_publish(engine: Engine, publish: Callable[[Batch], None], limit: int = BATCH) -> int:
     """Publish the next unpublished range of the log, if no other relay holds the `relay` row; returns how many.
 
-    The row's lock is held while publishing, so two relays never publish the same range at the same time.
+    The row's lock is held while publishing, so two relays never publish the same range at the same time; the
+    row is advanced in the same transaction, once for the whole range.
     """
     with engine.begin() as connection:
-        skip = " FOR UPDATE SKIP LOCKED" if engine.dialect.name == "postgresql" else ""
-        row = connection.execute(text("SELECT value FROM sync_counter WHERE name = 'relay'" + skip)).first()
-        if row is None:
+        held, batch = _claim(connection, limit)
+        if not held:
             exists = connection.execute(text("SELECT 1 FROM sync_counter WHERE name = 'relay'")).first()
-            if exists is not None:
-                return 0  # another relay is publishing
-            # First relay ever: start from the present, history is not news.
-            allocate(connection, max(last_sequence(connection), 0), name="relay")
+            if exists is None:  # first relay ever: start from the present, history is not news
+                allocate(connection, max(last_sequence(connection), 0), name="relay")
+            return 0  # else another relay is publishing
+        if batch is None:
             return 0
-        after = int(row[0])
-        rows = connection.execute(text(
-            "SELECT seq, topic, crew_id, ticket_id, payload FROM sync_change WHERE seq > :after "
-            "ORDER BY seq LIMIT :limit"), {"after": after, "limit": limit}).all()
-        changes = [Change(int(r[0]), r[1], r[2], r[3], json.loads(r[4]) if isinstance(r[4], str) else r[4])
-                   for r in rows]
-        if not changes:
-            return 0
-        publish(changes)
-        connection.execute(text("UPDATE sync_counter SET value = :v WHERE name = 'relay'"), {"v": changes[-1].seq})
-        return len(changes)
+        publish(batch)
+        connection.execute(text("UPDATE sync_counter SET value = :v WHERE name = 'relay'"), {"v": batch.last})
+        return batch.count
 
 
 class Hub:
-    """The subscribers of this process; `deliver` runs on the event loop."""
+    """The subscribers of this process; `deliver` runs on the event loop.
+
+    A subscriber follows everything, a topic, or a topic and one key (the crew of TOPIC_CREW changes, else the
+    ticket), and its queue gets only the changes of a batch it follows (it may filter further)."""
 
     def __init__(self) -> None:
-        self._queues: set[asyncio.Queue[list[Change]]] = set()
+        self._all: set[asyncio.Queue[list[Change]]] = set()
+        self._topics: dict[str, set[asyncio.Queue[list[Change]]]] = {}
+        self._keys: dict[tuple[str, int], set[asyncio.Queue[list[Change]]]] = {}
+        self._where: dict[asyncio.Queue[list[Change]], tuple[str | None, int | None]] = {}
         self.delivered = 0  # highest sequence delivered
 
-    def subscribe(self) -> asyncio.Queue[list[Change]]:
+    def subscribe(self, topic: str | None = None, key: int | None = None) -> asyncio.Queue[list[Change]]:
         queue: asyncio.Queue[list[Change]] = asyncio.Queue(QUEUE_LIMIT)
-        self._queues.add(queue)
+        self._where[queue] = (topic, key)
+        if topic is None:
+            self._all.add(queue)
+        elif key is None:
+            self._topics.setdefault(topic, set()).add(queue)
+        else:
+            self._keys.setdefault((topic, key), set()).add(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[list[Change]]) -> None:
-        self._queues.discard(queue)
+        where = self._where.pop(queue, None)
+        if where is None:
+            return
+        topic, key = where
+        if topic is None:
+            self._all.discard(queue)
+        elif key is None:
+            _discard(self._topics, topic, queue)
+        else:
+            _discard(self._keys, (topic, key), queue)
+
+    @staticmethod
+    def _key(change: Change) -> tuple[str, int | None]:
+        return change.topic, change.crew_id if change.topic == TOPIC_CREW else change.ticket_id
 
     def deliver(self, changes: list[Change]) -> None:
-        fresh = [c for c in changes if c.seq > self.delivered]
-        if not fresh:
+        if not changes or changes[-1].seq <= self.delivered:
             return
+        fresh = [c for c in changes if c.seq > self.delivered] if changes[0].seq <= self.delivered else changes
         self.delivered = fresh[-1].seq
-        for queue in list(self._queues):
-            try:
-                queue.put_nowait(fresh)
-            except asyncio.QueueFull:  # a stalled subscriber: crewJobs catches up by cursor on its next change
-                log.warning("live subscriber queue full; dropped %d changes", len(fresh))
+        for queue in list(self._all):
+            self._put(queue, fresh)
+        if self._topics:
+            by_topic: dict[str, list[Change]] = {}
+            for change in fresh:
+                if change.topic in self._topics:
+                    by_topic.setdefault(change.topic, []).append(change)
+            for topic, batch in by_topic.items():
+                for queue in list(self._topics.get(topic, ())):
+                    self._put(queue, batch)
+        if self._keys:
+            by_key: dict[tuple[str, int | None], list[Change]] = {}
+            for change in fresh:
+                key = self._key(change)
+                if key in self._keys:
+                    by_key.setdefault(key, []).append(change)
+            for key, batch in by_key.items():
+                for queue in list(self._keys.get(key, ())):
+                    self._put(queue, batch)
+
+    @staticmethod
+    def _put(queue: asyncio.Queue[list[Change]], changes: list[Change]) -> None:
+        try:
+            queue.put_nowait(changes)
+        except asyncio.QueueFull:  # a stalled subscriber: crewJobs catches up by cursor on its next change
+            log.warning("live subscriber queue full; dropped %d changes", len(changes))
+
+
+def _discard(index: dict[Any, set[Any]], name: Any, queue: Any) -> None:
+    queues = index.get(name)
+    if queues is not None:
+        queues.discard(queue)
+        if not queues:
+            del index[name]
 
 
 class MqttBridge:
@@ -145,9 +252,9 @@ class LiveUpdates:
     """The relay and fan-out of one process: `start()`/`stop()` from the app's lifespan."""
 
     def __init__(self, engine: Engine, redis_url: str | None = None, mqtt_url: str | None = None,
-                 poll_seconds: float = 0.5) -> None:
+                 poll_seconds: float = 0.5, gather_seconds: float = GATHER_SECONDS) -> None:
         self.engine, self.redis_url, self.mqtt_url = engine, redis_url, mqtt_url
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.gather_seconds = poll_seconds, gather_seconds
         database = hashlib.sha1(engine.url.render_as_string(hide_password=False).encode()).hexdigest()[:16]
         self.channel = CHANNEL.format(database=database)
         self.hub = Hub()
@@ -214,6 +321,8 @@ class LiveUpdates:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            # Commits wake the relay one at a time: let the ones right behind join this pass's batch.
+            await asyncio.sleep(self.gather_seconds)
             self._wake.clear()
             try:
                 while await step():
@@ -246,10 +355,10 @@ class LiveUpdates:
             await self._tail_local()
         return count == BATCH
 
-    def _publish_redis(self, changes: list[Change]) -> None:
-        self._redis.publish(self.channel, json.dumps([asdict(c) for c in changes]))
+    def _publish_redis(self, batch: Batch) -> None:
+        self._redis.publish(self.channel, batch.message)
         if self._mqtt is not None:
-            self._mqtt.publish(changes)
+            self._mqtt.publish(batch.changes)
 
     async def _subscribe(self) -> tuple[Any, Any] | None:
         import redis.asyncio as aioredis

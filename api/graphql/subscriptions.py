@@ -90,7 +90,7 @@ class Subscription(graphene.ObjectType):
             raise _error(Problem(["number"], "no ticket with that number and phone digits", ErrorCode.NOT_FOUND))
         ticket_id = ticket.id
         _fresh(context)
-        queue = live.hub.subscribe()
+        queue = live.hub.subscribe(TOPIC_CUSTOMER, ticket_id)
 
         def read() -> Any:
             # A session of its own: the read runs in a worker thread and the operation's session may be closed
@@ -119,7 +119,7 @@ class Subscription(graphene.ObjectType):
         problem = crew_scope_problem(context.principal, crew)
         if problem is not None:
             raise _error(problem)
-        queue = live.hub.subscribe()
+        queue = live.hub.subscribe(TOPIC_CREW, crew)
         try:
             first = pull(context.session, crew, since)
         except DomainError as error:
@@ -152,7 +152,7 @@ class Subscription(graphene.ObjectType):
     async def subscribe_dispatch_board(_root: Any, info: Any) -> AsyncIterator[Any]:
         live = _live(info, "Subscription.dispatchBoard")
         context = info.context
-        queue = live.hub.subscribe()
+        queue = live.hub.subscribe(TOPIC_BOARD)
 
         async def stream() -> AsyncIterator[Any]:
             async for batch in _changes(live, queue, lambda c: c.topic == TOPIC_BOARD, context):
