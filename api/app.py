@@ -165,10 +165,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             if supervisor is not None:
                 supervisor.stop()
+            if services.replanner is not None:  # first: a re-plan it finishes still reaches the relay below
+                services.replanner.stop()
             if services.live is not None:
                 await services.live.stop()
-            if services.replanner is not None:
-                services.replanner.stop()
 
     routes = [
         Route("/", root),

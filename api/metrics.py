@@ -7,6 +7,8 @@
 * `gridcrew_graphql_errors_total{code}`: GraphQL errors by code (INTERNAL is the one to alert on).
 * `gridcrew_websocket_connections`: open subscription sockets.
 * `gridcrew_optimizer_solve_seconds{trigger}`: every optimizer solve of this process (manual, reoptimize, ...).
+* `gridcrew_replan_runs_total{outcome}`: background re-plans (dispatch/replanner.py): committed, unchanged,
+  retried (lost a deadlock and ran again), failed (the committed plan stayed; alert when it grows).
 * Read from the database at each scrape, so any worker answers for all: the notification outbox
   (`gridcrew_notification_outbox_pending`, `..._oldest_pending_seconds`, `..._failed`), the live-updates outbox
   (`gridcrew_live_outbox_backlog`: changes committed but not yet relayed; `..._oldest_seconds`) and sync lag
@@ -48,7 +50,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.clock import as_utc, utcnow
 from customers.models import Notification
-from dispatch import planning
+from dispatch import planning, replanner
 from mobile_sync.models import ClientMutation, SyncChange
 
 OPERATION_KEY = "gridcrew.operations"
@@ -67,12 +69,22 @@ WEBSOCKETS = Gauge("gridcrew_websocket_connections", "open GraphQL subscription 
 SOLVES = Histogram("gridcrew_optimizer_solve_seconds", "optimizer solve time", ["trigger"], buckets=SOLVE_BUCKETS)
 
 
+REPLANS = Counter("gridcrew_replan_runs", "background re-plans by outcome (committed, unchanged, retried, failed)",
+                  ["outcome"])
+
+
 def observe_solve(_region: str, trigger: str, seconds: float) -> None:
     SOLVES.labels(trigger=trigger[:30]).observe(seconds)
 
 
+def observe_replan(_region: str, outcome: str) -> None:
+    REPLANS.labels(outcome=outcome[:30]).inc()
+
+
 if observe_solve not in planning.SOLVE_OBSERVERS:
     planning.SOLVE_OBSERVERS.append(observe_solve)
+if observe_replan not in replanner.RUN_OBSERVERS:
+    replanner.RUN_OBSERVERS.append(observe_replan)
 
 
 def count_error(code: str | None) -> None:

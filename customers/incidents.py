@@ -16,6 +16,7 @@ from customers.directory import find_customer, load_network
 from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
 from customers.prediction import Call, Thresholds, outage_of, predict_outages
 from dispatch.enums import OPEN_STATUSES, PRIORITY_ORDER, Priority, TicketKind, TicketStatus
+from dispatch.locks import lock_rows
 from dispatch.models import Assignment, Incident, Ticket
 from dispatch.rules import load_rules
 from geo.points import haversine_km
@@ -113,6 +114,8 @@ def find_duplicate(session: Session, ticket: Ticket, customer: Customer | None,
 def mark_duplicate(session: Session, ticket: Ticket, original: Ticket) -> None:
     from dispatch.tickets import record_event
 
+    # In the lock order of dispatch writes (dispatch/locks.py), before writing any of them.
+    lock_rows(session, [original.id or 0])
     ticket.duplicate_of_id = original.id
     ticket.incident_id = original.incident_id
     session.add(ticket)
@@ -159,6 +162,9 @@ def group_into_incident(session: Session, ticket: Ticket, customer: Customer | N
     outage = outage_of(predict_outages(calls, network, thresholds(settings)), ticket.id or 0)
     if outage is None or len(outage.call_ids) < 2:
         return None
+    # From here on the reports, their incidents and the incidents' other reports are written: lock them first, in
+    # the lock order of dispatch writes (dispatch/locks.py), as a plan commit does; they are read afresh.
+    lock_rows(session, outage.call_ids)
     members = list(session.exec(select(Ticket).where(col(Ticket.id).in_(outage.call_ids))))
     grouped = [t for t in members if (t.id or 0) in set(outage.call_ids)]
     open_incidents = sorted({t.incident_id for t in grouped if t.incident_id is not None})

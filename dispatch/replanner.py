@@ -1,21 +1,34 @@
 """Background re-optimisation: after an emergency's fast insertion, a worker thread re-plans its region
 outside the request path and replaces the committed plan only when it finds a better one. Every
 ``overrun_check_s`` the same thread also looks for jobs overrunning their planned finish without a report from the
-device (dispatch.events.overruns_by_time) on every region it has seen, and re-plans those regions."""
+device (dispatch.events.overruns_by_time) on every region it has seen, and re-plans those regions. A run that
+loses a deadlock runs again a few times (dispatch/locks.py says why that should be rare)."""
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from dispatch.events import overruns_by_time
+from dispatch.locks import lost_a_race
 from dispatch.planning import reoptimize_if_better
 
 log = logging.getLogger(__name__)
+RACE_RETRIES = 3  # runs again after a lost deadlock / serialization failure, then gives up until the next request
+# Called with (region, outcome) for every background run and every retry: committed, unchanged, retried, failed.
+# api/metrics.py counts them.
+RUN_OBSERVERS: list[Callable[[str, str], None]] = []
+
+
+def _observe(region: str, outcome: str) -> None:
+    for observe in RUN_OBSERVERS:
+        observe(region, outcome)
 
 
 class Replanner:
@@ -59,11 +72,31 @@ class Replanner:
                 for r in regions:
                     self.check_overruns(r)
                 continue
+            self.replan(region)
+
+    def replan(self, region: str) -> str:
+        """One background re-plan of ``region``; its outcome: committed, unchanged or failed.
+
+        A run that loses a deadlock or a serialization failure changed nothing: it runs again (from a fresh read of
+        the board) up to ``RACE_RETRIES`` times. Anything else, or losing every time, leaves the committed plan in
+        force: logged, counted, and the thread goes on."""
+        for attempt in range(RACE_RETRIES + 1):
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
-                    reoptimize_if_better(session, region, self.time_limit_s)
-            except Exception:  # a failed re-plan leaves the committed plan in force; log and go on
+                    outcome = "committed" if reoptimize_if_better(session, region, self.time_limit_s) else "unchanged"
+            except Exception as error:
+                if lost_a_race(error) and attempt < RACE_RETRIES and not self._stopped:
+                    log.warning("background re-optimisation of %s lost a race with another writer (%s): "
+                                "running it again (%d/%d)", region, type(getattr(error, "orig", error)).__name__,
+                                attempt + 1, RACE_RETRIES)
+                    _observe(region, "retried")
+                    time.sleep(random.uniform(0.05, 0.5))  # noqa: S311 - jitter, not security
+                    continue
                 log.exception("background re-optimisation of %s failed", region)
+                outcome = "failed"
+            _observe(region, outcome)
+            return outcome
+        raise AssertionError("unreachable")
 
     def _check_due(self) -> bool:
         return self.overrun_check_s is not None and time.monotonic() >= self._next_check
