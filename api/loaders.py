@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from crews.models import Crew, MobileGenerator
 from crews.roster import busy_crew_ids
 from dispatch.models import Assignment, Incident, Ticket
-from dispatch.tickets import active_assignments_for, events_for
+from dispatch.tickets import active_assignments_for, crew_assignments_for, events_for
 
 SessionGetter = Callable[[], Session]
 
@@ -71,6 +71,7 @@ class Loaders:
         self.incident = ByIdLoader(session, Incident)
         self.events = FunctionLoader(session, events_for, list)
         self.assignment = FunctionLoader(session, active_assignments_for)
+        self.crew_assignments = FunctionLoader(session, crew_assignments_for, list)
         self.route = FunctionLoader(session, _routes, list)
         self.crew_busy = FunctionLoader(session, _busy, lambda: False)
         self.incident_tickets = FunctionLoader(session, _incident_tickets, list)

@@ -392,7 +392,7 @@ def check(engine: Engine, storm: Storm, followers: list[dict[str, Any]]) -> dict
         statuses = dict(connection.execute(text("SELECT id, status FROM ticket WHERE region = :r"),
                                            {"r": FIELD_REGION}).all())
         double = connection.execute(text("SELECT count(*) FROM (SELECT ticket_id FROM assignment WHERE active "
-                                         "GROUP BY ticket_id HAVING count(*) > 1) x")).scalar() or 0
+                                         "AND role = 'LEAD' GROUP BY ticket_id HAVING count(*) > 1) x")).scalar() or 0
         plans = connection.execute(text("SELECT count(*) FROM (SELECT region FROM dispatch_plan WHERE status = "
                                         "'COMMITTED' GROUP BY region HAVING count(*) > 1) x")).scalar() or 0
         relay = connection.execute(text("SELECT value FROM sync_counter WHERE name = 'relay'")).scalar() or 0

@@ -44,6 +44,9 @@ class Crew(SQLModel, table=True):
     # The region the crew belongs to; working in another one (mutual aid) costs extra. Migration 0006.
     home_region: str | None = Field(default=None, max_length=64)
     branch: str | None = Field(default=None, max_length=64)
+    # When the crew last took its meal break (dispatcher or device); one taken in the current shift is not planned
+    # again. Migration 0010.
+    break_taken_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 

@@ -14,7 +14,8 @@ from core.clock import utcnow
 from core.errors import DomainError, ErrorCode, Problems
 from crews.models import Crew, CrewStatus, GeneratorStatus, MobileGenerator
 from dispatch.enums import IN_PROGRESS_STATUSES
-from dispatch.models import Assignment, Ticket
+from dispatch.models import Assignment, AssignmentRole, Ticket
+from dispatch.tickets import release_assignments
 from geo.points import validate_lat_lng
 
 SKILL_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -154,9 +155,13 @@ def lend_crew(session: Session, crew_id: int, region: str) -> Crew:
     unstarted = session.exec(select(Assignment).join(Ticket, col(Ticket.id) == col(Assignment.ticket_id)).where(
         col(Assignment.active).is_(True), Assignment.crew_id == crew_id,
         col(Ticket.status).not_in([s.value for s in IN_PROGRESS_STATUSES])))
+    led: list[int] = []
     for assignment in unstarted:
         assignment.active = False
         session.add(assignment)
+        if assignment.role == AssignmentRole.LEAD:
+            led.append(assignment.ticket_id)
+    release_assignments(session, led)  # a job it led loses its assisting crews too (re-planned whole)
     if crew.home_region is None:  # lent for the first time: remember where it belongs (lending cost, reasons)
         crew.home_region = crew.region
     crew.region = region

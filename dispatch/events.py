@@ -20,7 +20,7 @@ from core.clock import utcnow
 from core.errors import DomainError, ErrorCode
 from crews.roster import require_crew
 from dispatch.enums import FIELD_KINDS, TicketStatus
-from dispatch.models import Assignment, DispatchPlan, Ticket
+from dispatch.models import Assignment, AssignmentRole, DispatchPlan, Ticket
 from dispatch.optimizer import OptimizerSettings, Plan
 from dispatch.optimizer import replan as rp
 from dispatch.planning import (
@@ -151,7 +151,8 @@ def overruns_by_time(session: Session, region: str = "default", source: str = "s
     once for all of them. Nothing overrunning: None. Meant to be called periodically."""
     now = now or utcnow()
     late = list(session.exec(select(Ticket).join(Assignment, col(Assignment.ticket_id) == col(Ticket.id)).where(
-        col(Assignment.active).is_(True), Ticket.region == region, Ticket.status == TicketStatus.ON_SITE.value,
+        col(Assignment.active).is_(True), Assignment.role == AssignmentRole.LEAD.value, Ticket.region == region,
+        Ticket.status == TicketStatus.ON_SITE.value,
         col(Assignment.planned_finish) < now - timedelta(minutes=grace_minutes))))
     late = [t for t in late if t.expected_finish is None or t.expected_finish < now]
     if not late:
@@ -192,6 +193,9 @@ def crew_unavailable(session: Session, crew_id: int, reason: str, source: str = 
             if t is None:
                 continue
             note = f"{crew.name} unavailable ({reason.strip()[:200]})"
+            if a.role != AssignmentRole.LEAD:  # the ticket follows its lead crew, which carries on
+                record_event(session, t, source, kind="NOTE", note=f"{note}: no longer assisting")
+                continue
             if t.status == TicketStatus.EN_ROUTE:
                 change_status(session, t, TicketStatus.ASSIGNED, source, note=f"{note}: to be re-planned")
             elif t.status == TicketStatus.ON_SITE:
@@ -255,6 +259,49 @@ def crews_joined(session: Session, crew_ids: Collection[int], source: str = "dis
                                                event=f"crews joined: {names}", time_limit_s=time_limit_s))
 
 
+def crew_available(session: Session, crew_id: int, source: str = "dispatcher", *, note: str = "",
+                   now: datetime | None = None, settings: OptimizerSettings | None = None,
+                   time_limit_s: float = EVENT_TIME_LIMIT_S) -> EventOutcome:
+    """A crew is back after ``crew_unavailable`` (vehicle fixed, crew member back; from the dispatcher or its
+    device): it is available again, rejoins its region's plan like a new crew on shift and takes waiting work
+    (and, where clearly better, jobs from other crews: the stability cost keeps that to what is worth it)."""
+    crew = require_crew(session, crew_id)
+    if not crew.unavailable:
+        raise DomainError.one("crewId", f"{crew.name} is not unavailable", ErrorCode.CONFLICT)
+    crew.unavailable = False
+    session.add(crew)
+    session.flush()  # the board read below must see the crew again
+    s = _settings(settings)
+    why = f" ({note.strip()[:200]})" if (note or "").strip() else ""
+    return _run(session, crew.region, "crew_available", source, now,
+                lambda before, data: rp.replan(before, data.crews, data.tickets, data.generators, s,
+                                               event=f"crew available again: {crew.name}{why}",
+                                               time_limit_s=time_limit_s))
+
+
+def meal_break_taken(session: Session, crew_id: int, source: str = "dispatcher", *, at: datetime | None = None,
+                     now: datetime | None = None, settings: OptimizerSettings | None = None,
+                     time_limit_s: float = EVENT_TIME_LIMIT_S) -> EventOutcome:
+    """The crew took its meal break (reported by the dispatcher or its device; ``at`` defaults to now): recorded
+    on the crew (``Crew.break_taken_at``), so no re-plan of this shift plans another, and the region is
+    re-planned at once: the time kept for the break goes back to the crew's jobs."""
+    now = now or utcnow()
+    crew = require_crew(session, crew_id)
+    at = at or now
+    if at > now + timedelta(minutes=5):
+        raise DomainError.one("at", "a meal break is recorded once taken, not ahead")
+    if crew.shift_start is not None and at < crew.shift_start:
+        raise DomainError.one("at", f"{crew.name}'s shift started at {crew.shift_start:%H:%M} UTC, after that",
+                              ErrorCode.CONFLICT)
+    crew.break_taken_at = at
+    session.add(crew)
+    session.flush()
+    s = _settings(settings)
+    return _run(session, crew.region, "meal_break", source, now,
+                lambda before, data: rp.replan(before, data.crews, data.tickets, data.generators, s,
+                                               event=f"meal break taken: {crew.name}", time_limit_s=time_limit_s))
+
+
 def active_route(session: Session, crew_id: int) -> list[int]:
     """Ticket ids on a crew's active route, in order (for dispatchers' views and tests)."""
     return [a.ticket_id for a in session.exec(select(Assignment).where(
@@ -264,10 +311,12 @@ def active_route(session: Session, crew_id: int) -> list[int]:
 __all__ = [
     "EventOutcome",
     "active_route",
+    "crew_available",
     "crew_unavailable",
     "crews_joined",
     "customer_not_home",
     "emergency_arrived",
     "job_overran",
+    "meal_break_taken",
     "overruns_by_time",
 ]

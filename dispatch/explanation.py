@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from core.errors import DomainError, ErrorCode
 from crews.roster import require_crew
-from dispatch.models import Assignment
+from dispatch.models import Assignment, AssignmentRole
 from dispatch.optimizer import OptimizerSettings
 from dispatch.optimizer.core import Problem, sanitize_routes
 from dispatch.optimizer.explain import blocking_reason, why_not
@@ -34,7 +34,8 @@ def explain_ticket(session: Session, ticket_id: int, crew_id: int | None = None,
     ticket = require_ticket(session, ticket_id)
     other = require_crew(session, crew_id) if crew_id is not None else None
     active = session.exec(select(Assignment).where(Assignment.ticket_id == ticket_id,
-                                                   col(Assignment.active).is_(True))).first()
+                                                   col(Assignment.active).is_(True),
+                                                   Assignment.role == AssignmentRole.LEAD.value)).first()
     data = read_planning_input(session, ticket.region, now)
     tid = str(ticket_id)
     if all(t.id != tid for t in data.tickets):

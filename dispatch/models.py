@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
@@ -140,6 +141,14 @@ class DispatchPlan(SQLModel, table=True):
     unassigned: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
+class AssignmentRole(StrEnum):
+    """A crew's part in a job: the LEAD crew is the one the ticket's status, ETA and customers follow; on a
+    multi-crew job (``Ticket.crews_needed`` > 1) every other crew there has an ASSIST assignment."""
+
+    LEAD = "LEAD"
+    ASSIST = "ASSIST"
+
+
 class Assignment(SQLModel, table=True):
     """A crew's job: part of a plan (active once committed) or a dispatcher's manual assignment."""
 
@@ -155,6 +164,9 @@ class Assignment(SQLModel, table=True):
     planned_finish: datetime = Field(sa_type=UTCDateTime)
     pinned: bool = False
     reason: str | None = None
-    # At most one active assignment per ticket: the one crews and customers see.
+    # At most one active LEAD assignment per ticket: the one the ticket's status, ETA and customers follow.
+    # A multi-crew job also has one active ASSIST row per other crew (same planned times), active with the
+    # lead and released with it. Migration 0009.
     active: bool = Field(default=False, index=True)
+    role: str = Field(default=AssignmentRole.LEAD, max_length=10)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

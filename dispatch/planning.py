@@ -1,6 +1,8 @@
 """Dispatch plans in the database: the optimizer's input read from tables, plans stored, committed, assigned.
 
-The optimizer itself (dispatch/optimizer) sees only plain data; this module is the bridge.
+The optimizer itself (dispatch/optimizer) sees only plain data; this module is the bridge. A multi-crew job is
+one LEAD assignment (the crew the ticket's status and ETA follow) plus an ASSIST assignment per other crew, all
+with the same planned times; they are written, activated and released together.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, text
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
@@ -19,7 +21,8 @@ from core.errors import DomainError, ErrorCode
 from crews.models import Crew, GeneratorStatus, MobileGenerator
 from crews.roster import on_shift, require_crew
 from dispatch.enums import FIELD_KINDS, OPEN_STATUSES, PlanStatus, TicketStatus
-from dispatch.models import Assignment, DispatchPlan, Ticket
+from dispatch.locks import lock_region_plans, lock_rows
+from dispatch.models import Assignment, AssignmentRole, DispatchPlan, Ticket
 from dispatch.optimizer import (
     AssignmentOut,
     CrewIn,
@@ -31,9 +34,10 @@ from dispatch.optimizer import (
     insert_ticket,
     solve,
 )
+from dispatch.optimizer.core import assist_keys, ticket_key, visit_ticket
 from dispatch.optimizer.replan import preempt
 from dispatch.rules import load_rules
-from dispatch.tickets import change_status, record_event, require_ticket
+from dispatch.tickets import change_status, record_event, release_assignments, require_ticket
 from geo.travel import minutes_between
 
 log = logging.getLogger(__name__)
@@ -65,9 +69,10 @@ def _minutes(at: datetime | None, start: datetime, default: int) -> int:
     return default if at is None else int((at - start).total_seconds() // 60)
 
 
-def with_meal_break(crew: CrewIn, settings: OptimizerSettings, shift_known: bool) -> CrewIn:
-    """A crew on a long shift gets its meal break window (minutes into the shift, from the settings)."""
-    if not shift_known or settings.meal_break_minutes <= 0 or \
+def with_meal_break(crew: CrewIn, settings: OptimizerSettings, shift_known: bool, taken: bool = False) -> CrewIn:
+    """A crew on a long shift gets its meal break window (minutes into the shift, from the settings), unless it
+    has ``taken`` it in this shift already (recorded by ``dispatch.events.meal_break_taken``)."""
+    if taken or not shift_known or settings.meal_break_minutes <= 0 or \
             crew.shift_end - crew.shift_start <= settings.meal_break_after_minutes:
         return crew
     lo, hi = settings.meal_break_window
@@ -82,7 +87,8 @@ def read_planning_input(session: Session, region: str = "default", now: datetime
 
     `only_routed_and=ticket_id` reads just the tickets on crews' active routes plus that one: all an
     insertion needs, so an emergency does not load the whole pool. Crews whose shift (start and end both
-    known) is longer than `settings.meal_break_after_minutes` get a meal break window.
+    known) is longer than `settings.meal_break_after_minutes` get a meal break window, unless they took their
+    break in this shift already (`Crew.break_taken_at`).
     """
     now = now or utcnow()
     rules = load_rules()
@@ -93,7 +99,9 @@ def read_planning_input(session: Session, region: str = "default", now: datetime
                skills=frozenset(c.skills), shift_start=_minutes(c.shift_start, now, 0),
                shift_end=_minutes(c.shift_end, now, DEFAULT_SHIFT_HOURS * 60),
                can_tow_generator=c.can_tow_generator, region=c.region, home_region=c.home_region),
-                    s, c.shift_start is not None and c.shift_end is not None)
+                    s, c.shift_start is not None and c.shift_end is not None,
+                    taken=c.break_taken_at is not None and c.shift_start is not None
+                    and c.break_taken_at >= c.shift_start)
         for c in session.exec(select(Crew).where(Crew.region == region, col(Crew.unavailable).is_(False)))
         if c.shift_end is None or c.shift_end > now
     ]
@@ -110,7 +118,8 @@ def read_planning_input(session: Session, region: str = "default", now: datetime
         query = query.where(or_(col(Ticket.id).in_(routed), col(Ticket.id) == only_routed_and))
     rows = list(session.exec(query))
     active = {a.ticket_id: a for a in session.exec(select(Assignment).where(
-        col(Assignment.active).is_(True), col(Assignment.ticket_id).in_([t.id for t in rows])))}
+        col(Assignment.active).is_(True), Assignment.role == AssignmentRole.LEAD.value,
+        col(Assignment.ticket_id).in_([t.id for t in rows])))}
     tickets, unlocated = [], []
     for t in rows:
         if t.lat is None or t.lng is None:
@@ -143,10 +152,31 @@ def read_planning_input(session: Session, region: str = "default", now: datetime
                       MobileGenerator.region == region,
                       col(MobileGenerator.status).in_([GeneratorStatus.AVAILABLE.value,
                                                        GeneratorStatus.ASSIGNED.value])))]
+    crews = _busy_assisting(session, rows, crews, now)
     blocked = _blocked_by_predecessor(session, rows, tickets) if only_routed_and is None else {}
     tickets = [t for t in tickets if int(t.id) not in blocked]
     return PlanningInput(start=now, crews=crews, tickets=tickets, generators=generators, unlocated=unlocated,
                          blocked=blocked)
+
+
+def _busy_assisting(session: Session, rows: list[Ticket], crews: list[CrewIn], now: datetime) -> list[CrewIn]:
+    """A crew assisting on a started job (EN_ROUTE/ON_SITE) stays with it: the optimizer plans no assisting
+    visit for started work, so the crew is made free only from the job's finish, at the job's place."""
+    started = {t.id: t for t in rows if t.status in (TicketStatus.EN_ROUTE, TicketStatus.ON_SITE)
+               and t.crews_needed > 1 and t.lat is not None and t.lng is not None}
+    if not started:
+        return crews
+    busy: dict[str, tuple[int, float, float]] = {}
+    for a in session.exec(select(Assignment).where(
+            col(Assignment.active).is_(True), Assignment.role == AssignmentRole.ASSIST.value,
+            col(Assignment.ticket_id).in_(list(started)))):
+        t = started[a.ticket_id]
+        finish = max(a.planned_finish, t.expected_finish or a.planned_finish, now)
+        until = _minutes(finish, now, 0)
+        if until >= busy.get(str(a.crew_id), (-1, 0.0, 0.0))[0]:
+            busy[str(a.crew_id)] = (until, t.lat or 0.0, t.lng or 0.0)
+    return [dataclasses.replace(c, shift_start=max(c.shift_start, busy[c.id][0]), lat=busy[c.id][1],
+                                lng=busy[c.id][2]) if c.id in busy else c for c in crews]
 
 
 def _blocked_by_predecessor(session: Session, rows: list[Ticket], tickets: list[TicketIn]) -> dict[int, str]:
@@ -179,21 +209,61 @@ def committed_plan(session: Session, region: str = "default") -> DispatchPlan | 
 
 
 def current_routes(session: Session, data: PlanningInput) -> Plan:
-    """The crews' active routes as an optimizer plan: the warm start of a re-plan."""
-    known = {t.id for t in data.tickets}
+    """The crews' active routes as an optimizer plan: the warm start of a re-plan.
+
+    The assignments are the leads'; ``stats['routes']`` also holds the assisting crews' visits of multi-crew
+    jobs ("A:k:<ticket>"), so the job is whole in the warm start and in the evaluation of the current routes.
+    """
+    known = {t.id: t for t in data.tickets}
     crews = {c.id for c in data.crews}
-    assignments = [
-        AssignmentOut(ticket_id=str(a.ticket_id), crew_id=str(a.crew_id), sequence=a.sequence,
-                      planned_arrival=_minutes(a.planned_arrival, data.start, 0),
-                      planned_finish=_minutes(a.planned_finish, data.start, 0),
-                      generator_id=str(a.generator_id) if a.generator_id else None, pinned=a.pinned,
-                      late_minutes=0, reason=a.reason or "")
-        for a in session.exec(select(Assignment).where(col(Assignment.active).is_(True))
-                              .order_by(col(Assignment.crew_id), col(Assignment.sequence)))
-        if str(a.ticket_id) in known and str(a.crew_id) in crews
-    ]
+    assignments: list[AssignmentOut] = []
+    routes: dict[str, list[str]] = {}
+    assists: dict[str, list[str]] = {}  # ticket -> its unused assisting visit keys
+    for a in session.exec(select(Assignment).where(col(Assignment.active).is_(True))
+                          .order_by(col(Assignment.crew_id), col(Assignment.sequence), col(Assignment.id))):
+        tid, cid = str(a.ticket_id), str(a.crew_id)
+        if tid not in known or cid not in crews:
+            continue
+        if a.role == AssignmentRole.ASSIST:
+            keys = assists.setdefault(tid, assist_keys(tid, known[tid].crews_needed))
+            if keys:  # more assisting rows than the job needs now (crewsNeeded lowered): the rest are left out
+                routes.setdefault(cid, []).append(keys.pop(0))
+            continue
+        routes.setdefault(cid, []).append(ticket_key(tid))
+        assignments.append(AssignmentOut(
+            ticket_id=tid, crew_id=cid, sequence=a.sequence,
+            planned_arrival=_minutes(a.planned_arrival, data.start, 0),
+            planned_finish=_minutes(a.planned_finish, data.start, 0),
+            generator_id=str(a.generator_id) if a.generator_id else None, pinned=a.pinned,
+            late_minutes=0, reason=a.reason or ""))
     return Plan(assignments=assignments, unassigned=[], solve_seconds=0.0, late_tickets=0,
-                total_travel_minutes=0.0, objective=0.0, customer_minutes=0.0, stats={})
+                total_travel_minutes=0.0, objective=0.0, customer_minutes=0.0, stats={"routes": routes})
+
+
+def _route_positions(plan: Plan) -> dict[tuple[str, str], int]:
+    """(crew, ticket) -> the job's place on that crew's route, counting led and assisted jobs alike (the
+    optimizer's own sequence counts only the jobs a crew leads)."""
+    positions: dict[tuple[str, str], int] = {}
+    for cid, keys in ((plan.stats or {}).get("routes") or {}).items():
+        jobs = [visit_ticket(k) for k in keys if k[0] in "TA"]
+        positions.update({(cid, tid): i for i, tid in enumerate(jobs) if tid is not None})
+    return positions
+
+
+def _assisting_rows(plan: Plan, lead: AssignmentOut, start: datetime, positions: dict[tuple[str, str], int],
+                    **fields: object) -> list[Assignment]:
+    """The ASSIST rows of a multi-crew job the plan leads with ``lead``: same planned times as the lead's
+    (the crews start together)."""
+    crews_there = ((plan.stats or {}).get("multi_crew") or {}).get(lead.ticket_id, {}).get("crews") or []
+    if crews_there[:1] != [lead.crew_id]:
+        return []
+    return [Assignment(
+        ticket_id=int(lead.ticket_id), crew_id=int(cid), role=AssignmentRole.ASSIST.value,
+        sequence=positions.get((cid, lead.ticket_id), 0),
+        planned_arrival=start + timedelta(minutes=lead.planned_arrival),
+        planned_finish=start + timedelta(minutes=lead.planned_finish), pinned=False,
+        reason=f"assists crew {lead.crew_id}: {len(crews_there)} crews needed, starting together",
+        **fields) for cid in crews_there[1:]]
 
 
 def store_plan(session: Session, data: PlanningInput, plan: Plan, region: str, trigger: str) -> DispatchPlan:
@@ -209,13 +279,17 @@ def store_plan(session: Session, data: PlanningInput, plan: Plan, region: str, t
     session.flush()
     # only a dispatcher's pin is stored as one (the optimizer also marks work in progress as fixed)
     pins = {t.id for t in data.tickets if t.pinned}
+    positions = _route_positions(plan)
     for a in plan.assignments:
         session.add(Assignment(
             plan_id=row.id, ticket_id=int(a.ticket_id), crew_id=int(a.crew_id),
-            generator_id=int(a.generator_id) if a.generator_id else None, sequence=a.sequence,
+            generator_id=int(a.generator_id) if a.generator_id else None,
+            sequence=positions.get((a.crew_id, a.ticket_id), a.sequence),
             planned_arrival=data.start + timedelta(minutes=a.planned_arrival),
             planned_finish=data.start + timedelta(minutes=a.planned_finish),
             pinned=a.ticket_id in pins, reason=a.reason, active=False))
+        for assist in _assisting_rows(plan, a, data.start, positions, plan_id=row.id, active=False):
+            session.add(assist)
     return row
 
 
@@ -232,45 +306,72 @@ def _json_safe(value: object) -> object:
 def commit_plan(session: Session, plan: DispatchPlan, source: str) -> None:
     """Make `plan` the one crews work to: its assignments active, ETAs set, tickets ASSIGNED, events written.
 
-    Runs in the caller's transaction, so the switch is all or nothing.
+    A multi-crew job's assisting crews (ASSIST rows) become active with its lead; the ticket's earlier rows, lead
+    and assisting, are released, except the assisting crews of work under way that the plan keeps on its lead
+    (see `_assist_stays`). Runs in the caller's transaction, so the switch is all or nothing.
     """
     if plan.status != PlanStatus.PROPOSED:
         raise DomainError.one("planId", f"plan {plan.id} is {plan.status}; only a proposed plan can be committed",
                               ErrorCode.CONFLICT)
-    if session.get_bind().dialect.name == "postgresql":
-        # Commits of one region queue behind each other (several server processes may re-plan at once), so
-        # exactly one plan is COMMITTED afterwards. Released with the transaction. The key includes the schema,
-        # so deployments (and test runs) sharing one database never wait on each other.
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :key))"),
-                        {"key": f":gridcrew-plan:{plan.region}"})
+    # The lock order of dispatch writes (dispatch/locks.py): commits of one region queue on its plan lock, then
+    # take every row they write (incidents, tickets, assignments, generators, by id) before writing any, politely:
+    # a commit after a long solve never loses a deadlock to intake or a device.
+    lock_region_plans(session, plan.region)
+    touched = session.exec(select(Assignment.ticket_id, Assignment.generator_id).where(
+        Assignment.plan_id == plan.id)).all()
+    lock_rows(session, [t for t, _g in touched] + [u["ticket_id"] for u in plan.unassigned],
+              [g for _t, g in touched if g is not None])
     for old in session.exec(select(DispatchPlan).where(DispatchPlan.region == plan.region,
                                                        DispatchPlan.status == PlanStatus.COMMITTED)):
         old.status = PlanStatus.SUPERSEDED.value
         session.add(old)
-    new = list(session.exec(select(Assignment).where(Assignment.plan_id == plan.id)))
+    rows = list(session.exec(select(Assignment).where(Assignment.plan_id == plan.id)))
+    new = [a for a in rows if a.role == AssignmentRole.LEAD]
+    assisting: dict[int, list[Assignment]] = {}
+    for a in rows:
+        if a.role == AssignmentRole.ASSIST:
+            assisting.setdefault(a.ticket_id, []).append(a)
     planned_ids = {a.ticket_id for a in new}
     unassigned_ids = {u["ticket_id"] for u in plan.unassigned}
-    previous = {a.ticket_id: a for a in session.exec(select(Assignment).where(
-        col(Assignment.active).is_(True), col(Assignment.ticket_id).in_(planned_ids | unassigned_ids)))}
-    for old_assignment in previous.values():
-        old_assignment.active = False
-        session.add(old_assignment)
+    old_rows = list(session.exec(select(Assignment).where(
+        col(Assignment.active).is_(True), col(Assignment.ticket_id).in_(planned_ids | unassigned_ids))))
+    previous = {a.ticket_id: a for a in old_rows if a.role == AssignmentRole.LEAD}
     tickets = {t.id: t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(planned_ids | unassigned_ids)))}
     crews = {c.id: c for c in session.exec(select(Crew))}
+    lead_of = {a.ticket_id: a for a in new}
+    newly_assisted = set(assisting)
+    for old_assignment in old_rows:
+        if old_assignment.role == AssignmentRole.ASSIST and _assist_stays(
+                old_assignment, tickets.get(old_assignment.ticket_id), previous.get(old_assignment.ticket_id),
+                lead_of.get(old_assignment.ticket_id), newly_assisted, crews):
+            assisting.setdefault(old_assignment.ticket_id, []).append(old_assignment)
+            continue
+        old_assignment.active = False
+        session.add(old_assignment)
     for a in new:
         a.active = True
         session.add(a)
+        for assist in assisting.get(a.ticket_id, []):
+            assist.active = True
+            session.add(assist)
         ticket = tickets[a.ticket_id]
         ticket.eta = a.planned_arrival
         before = previous.get(a.ticket_id)
-        crew_name = crews[a.crew_id].name if a.crew_id in crews else f"crew {a.crew_id}"
-        note = f"{crew_name}, ETA {a.planned_arrival:%H:%M} UTC"
+        crew_name = _crew_name(crews, a.crew_id)
+        helpers = sorted(_crew_name(crews, h.crew_id) for h in assisting.get(a.ticket_id, []))
+        helped_before = sorted(_crew_name(crews, h.crew_id) for h in old_rows
+                               if h.ticket_id == a.ticket_id and h.role == AssignmentRole.ASSIST)
+        note = f"{crew_name}, ETA {a.planned_arrival:%H:%M} UTC" + \
+            (f", with {', '.join(helpers)} assisting" if helpers else "")
         if ticket.status == TicketStatus.NEW:
             change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"assigned to {note}")
         elif ticket.status == TicketStatus.ON_HOLD:  # waiting for its later window: planned, still on hold
             record_event(session, ticket, source, note=f"planned for {note}", kind="ASSIGNMENT")
         elif before is not None and before.crew_id != a.crew_id and ticket.status == TicketStatus.ASSIGNED:
             change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"reassigned to {note}")
+        elif helpers != helped_before:
+            record_event(session, ticket, source, kind="ASSIGNMENT",
+                         note=f"assisting crews now: {', '.join(helpers)}" if helpers else "no crew assisting now")
         session.add(ticket)
         if a.generator_id:
             generator = session.get(MobileGenerator, a.generator_id)
@@ -288,6 +389,23 @@ def commit_plan(session: Session, plan: DispatchPlan, source: str) -> None:
     from customers.updates import tickets_changed  # ETAs moved by the plan reach customers (issue 7)
 
     tickets_changed(session, [tickets[i] for i in planned_ids if i in tickets])
+
+
+def _crew_name(crews: dict[int | None, Crew], crew_id: int) -> str:
+    return crews[crew_id].name if crew_id in crews else f"crew {crew_id}"
+
+
+def _assist_stays(old: Assignment, ticket: Ticket | None, lead_before: Assignment | None,
+                  lead_now: Assignment | None, newly_assisted: set[int],
+                  crews: dict[int | None, Crew]) -> bool:
+    """Work under way keeps its assisting crews: the optimizer fixes a started (or pinned) job to its lead and
+    plans no assisting visits for it, so a plan that keeps the lead and names no assisting crews leaves them
+    on the job, unless the crew has become unavailable."""
+    crew = crews.get(old.crew_id)
+    return (ticket is not None and ticket.crews_needed > 1 and lead_now is not None and lead_before is not None
+            and lead_now.crew_id == lead_before.crew_id != old.crew_id
+            and (ticket.status in (TicketStatus.EN_ROUTE, TicketStatus.ON_SITE) or lead_now.pinned)
+            and old.ticket_id not in newly_assisted and crew is not None and not crew.unavailable)
 
 
 def optimize_and_store(
@@ -387,7 +505,8 @@ def assign_ticket(session: Session, request: AssignRequest, source: str, now: da
     now = now or utcnow()
     seen = _assignment_state(session, request.ticket_id)
     require_ticket(session, request.ticket_id)
-    ticket = session.exec(select(Ticket).where(Ticket.id == request.ticket_id).with_for_update()
+    lock_rows(session, [request.ticket_id])  # in the lock order of dispatch writes (dispatch/locks.py)
+    ticket = session.exec(select(Ticket).where(Ticket.id == request.ticket_id).with_for_update(key_share=True)
                           .execution_options(populate_existing=True)).one()
     if _assignment_state(session, request.ticket_id) != seen:
         raise DomainError.one("ticketId", f"ticket {ticket.number} was just changed by someone else (now "
@@ -425,10 +544,10 @@ def assign_ticket(session: Session, request: AssignRequest, source: str, now: da
     if ticket.respond_by and arrival > ticket.respond_by:
         late = int((arrival - ticket.respond_by).total_seconds() // 60)
         warnings.append(f"planned arrival is {late} min after the respond-by deadline")
-    for old in session.exec(select(Assignment).where(col(Assignment.active).is_(True),
-                                                     Assignment.ticket_id == ticket.id)):
-        old.active = False
-        session.add(old)
+    if ticket.crews_needed > 1:
+        warnings.append(f"ticket {ticket.number} needs {ticket.crews_needed} crews at the same time; only "
+                        f"{crew.name} is assigned by hand (assisting crews it had are released)")
+    release_assignments(session, [ticket.id or 0])  # the lead and any assisting crews
     assignment = Assignment(
         ticket_id=ticket.id or 0, crew_id=crew.id or 0, generator_id=generator.id if generator else None,
         sequence=(route[-1].sequence + 1) if route else 0, planned_arrival=arrival,
@@ -491,8 +610,11 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     it later."""
     if ticket.lat is None:
         return None
-    # A dispatcher may have assigned it since it was read: hold its row and look again (as assign_ticket does).
-    ticket = session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update()
+    # The lock order of dispatch writes (dispatch/locks.py): the region's plan lock, then the ticket's row (with
+    # its incident's). A dispatcher may have assigned it since it was read: look again (as assign_ticket).
+    lock_region_plans(session, ticket.region)
+    lock_rows(session, [ticket.id or 0])
+    ticket = session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update(key_share=True)
                           .execution_options(populate_existing=True)).one()
     if ticket.status != TicketStatus.NEW or session.exec(select(Assignment.id).where(
             Assignment.ticket_id == ticket.id, col(Assignment.active).is_(True))).first() is not None:
@@ -508,30 +630,41 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     placed = next((a for a in plan.assignments if a.ticket_id == new.id), None)
     if placed is None:
         return None
-    # Only the receiving crew's route changes: rewrite its planned times and sequence.
-    same_crew = {a.ticket_id: a for a in plan.assignments if a.crew_id == placed.crew_id}
-    for row in session.exec(select(Assignment).where(col(Assignment.active).is_(True),
-                                                     Assignment.crew_id == int(placed.crew_id))):
-        out = same_crew.get(str(row.ticket_id))
-        if out is not None:
-            if out.sequence > placed.sequence:
-                diverted = session.get(Ticket, row.ticket_id)
-                if diverted is not None and diverted.status == TicketStatus.EN_ROUTE:
-                    diverted.eta = data.start + timedelta(minutes=out.planned_arrival)  # customers hear of it
-                    change_status(session, diverted, TicketStatus.ASSIGNED, source,
-                                  note=f"crew diverted to {ticket.priority} ticket {ticket.number} first")
-            row.sequence = out.sequence
-            row.planned_arrival = data.start + timedelta(minutes=out.planned_arrival)
-            row.planned_finish = data.start + timedelta(minutes=out.planned_finish)
-            session.add(row)
+    # Only the routes of the receiving crew (and of its assisting crews, for a multi-crew job) change: rewrite
+    # their planned times and sequence. An assisting crew's row takes the times of the job's lead.
+    positions = _route_positions(plan)
+    by_ticket = {a.ticket_id: a for a in plan.assignments}
     plan_row = committed_plan(session, ticket.region)
+    helpers = _assisting_rows(plan, placed, data.start, positions,
+                              plan_id=plan_row.id if plan_row else None, active=True)
+    new_at = {cid: positions.get((cid, new.id), placed.sequence)
+              for cid in [placed.crew_id, *(str(h.crew_id) for h in helpers)]}
+    for row in session.exec(select(Assignment).where(col(Assignment.active).is_(True),
+                                                     col(Assignment.crew_id).in_([int(c) for c in new_at]))):
+        cid, out = str(row.crew_id), by_ticket.get(str(row.ticket_id))
+        if out is None or (row.role == AssignmentRole.LEAD and out.crew_id != cid):
+            continue
+        seq = positions.get((cid, out.ticket_id), out.sequence)
+        if seq > new_at[cid] and row.role == AssignmentRole.LEAD:
+            diverted = session.get(Ticket, row.ticket_id)
+            if diverted is not None and diverted.status == TicketStatus.EN_ROUTE:
+                diverted.eta = data.start + timedelta(minutes=out.planned_arrival)  # customers hear of it
+                change_status(session, diverted, TicketStatus.ASSIGNED, source,
+                              note=f"crew diverted to {ticket.priority} ticket {ticket.number} first")
+        row.sequence = seq
+        row.planned_arrival = data.start + timedelta(minutes=out.planned_arrival)
+        row.planned_finish = data.start + timedelta(minutes=out.planned_finish)
+        session.add(row)
     assignment = Assignment(
         plan_id=plan_row.id if plan_row else None, ticket_id=ticket.id or 0, crew_id=int(placed.crew_id),
-        generator_id=int(placed.generator_id) if placed.generator_id else None, sequence=placed.sequence,
+        generator_id=int(placed.generator_id) if placed.generator_id else None,
+        sequence=positions.get((placed.crew_id, new.id), placed.sequence),
         planned_arrival=data.start + timedelta(minutes=placed.planned_arrival),
         planned_finish=data.start + timedelta(minutes=placed.planned_finish),
         pinned=False, reason=f"inserted at once: {placed.reason}", active=True)
     session.add(assignment)
+    for helper in helpers:
+        session.add(helper)
     crew = session.get(Crew, assignment.crew_id)
     ticket.eta = assignment.planned_arrival
     change_status(session, ticket, TicketStatus.ASSIGNED, source,

@@ -15,7 +15,7 @@ import mobile_sync.changes  # noqa: F401
 from core.clock import utcnow
 from core.errors import DomainError, ErrorCode
 from dispatch.enums import FIELD_KINDS, OPEN_STATUSES, TicketStatus
-from dispatch.models import Assignment, Ticket, TicketEvent, parse_ticket_number
+from dispatch.models import Assignment, AssignmentRole, Ticket, TicketEvent, parse_ticket_number
 
 # Which status may follow which; RESOLVED is final for the field (CLOSED/cancel are office steps).
 TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
@@ -200,9 +200,42 @@ def events_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Ti
 
 
 def active_assignments_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, Assignment]:
+    """The active LEAD assignment of each ticket (the crew its status, ETA and customers follow)."""
     rows = session.exec(select(Assignment).where(col(Assignment.ticket_id).in_(list(ticket_ids)),
-                                                 col(Assignment.active).is_(True)))
+                                                 col(Assignment.active).is_(True),
+                                                 Assignment.role == AssignmentRole.LEAD.value))
     return {a.ticket_id: a for a in rows}
+
+
+def crew_assignments_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Assignment]]:
+    """All active assignments of each ticket: the lead first, then the assisting crews of a multi-crew job."""
+    grouped: dict[int, list[Assignment]] = {i: [] for i in ticket_ids}
+    rows = session.exec(select(Assignment).where(col(Assignment.ticket_id).in_(list(ticket_ids)),
+                                                 col(Assignment.active).is_(True))
+                        .order_by(col(Assignment.ticket_id), col(Assignment.crew_id)))
+    for a in rows:
+        grouped[a.ticket_id].append(a)
+    for rows_of in grouped.values():
+        rows_of.sort(key=lambda a: a.role != AssignmentRole.LEAD)
+    return grouped
+
+
+def crew_job_ids(session: Session, crew_id: int) -> set[int]:
+    """Tickets the crew has been given at any time (as lead or assisting crew): the jobs its devices may read."""
+    return set(session.exec(select(Assignment.ticket_id).where(Assignment.crew_id == crew_id).distinct()))
+
+
+def release_assignments(session: Session, ticket_ids: Sequence[int]) -> list[Assignment]:
+    """Take the tickets off every crew's route: the lead's assignment and the assisting crews' go together
+    (each crew's device then receives a removal). Returns the rows released."""
+    if not ticket_ids:
+        return []
+    rows = list(session.exec(select(Assignment).where(col(Assignment.ticket_id).in_(list(ticket_ids)),
+                                                      col(Assignment.active).is_(True))))
+    for assignment in rows:
+        assignment.active = False
+        session.add(assignment)
+    return rows
 
 
 def cancel_ticket(session: Session, ticket_id: int, reason: str, source: str) -> Ticket:
@@ -215,9 +248,7 @@ def cancel_ticket(session: Session, ticket_id: int, reason: str, source: str) ->
     if ticket.status in {TicketStatus.RESOLVED, TicketStatus.CLOSED, TicketStatus.CANCELLED}:
         raise DomainError.one("ticketId", f"ticket {ticket.number} is already {ticket.status}", ErrorCode.CONFLICT)
     change_status(session, ticket, TicketStatus.CANCELLED, source, note=reason)
-    for assignment in active_assignments_for(session, [ticket_id]).values():
-        assignment.active = False
-        session.add(assignment)
+    release_assignments(session, [ticket_id])
     return ticket
 
 

@@ -40,18 +40,25 @@ Conflict rules
   5. Reassigned away: a status for a job the crew held but that is now with another crew (or back in the
      pool, or cancelled) is refused with CONFLICT and kept in the ticket's history as a CONFLICT event, which
      reaches the dispatcher board like any ticket change.
-  6. RESOLVED wins: a RESOLVED for a job the crew held, which a dispatcher has since reassigned or put back
+  6. RESOLVED wins: a RESOLVED for a job the crew led, which a dispatcher has since reassigned or put back
      in the pool (the crew never saw it, it was offline), is applied: the ticket is RESOLVED and the newer
-     assignment is taken off the other crew's route (that crew's device receives a removal). The fault is
-     fixed; sending a second crew would be wrong. This does not apply to a cancelled or resolved ticket.
+     assignments (the lead's and any assisting crews') are taken off the other crews' routes (their devices
+     receive a removal). The fault is fixed; sending a second crew would be wrong. This does not apply to a
+     cancelled or resolved ticket, nor to a crew that only assisted on the job (rule 10).
   7. A ticket that does not exist is NOT_FOUND; a ticket never assigned to the crew is FORBIDDEN.
   8. LOCATION is a GPS breadcrumb: stored; the crew's position and `lastSeenAt` move only forward in time
      (an older fix is stored but does not move the crew); the ETA of the crew's next job (first active job
-     ASSIGNED or EN_ROUTE by route sequence) is recomputed from the new position when it moves by a minute
-     or more. NOTE adds a note to the history of a ticket the crew holds or held.
+     it leads, ASSIGNED or EN_ROUTE, by route sequence) is recomputed from the new position when it moves by
+     a minute or more. NOTE adds a note to the history of a ticket the crew holds or held.
   9. ON_SITE sets the arrival time (once) and the ETR (arrival + restore minutes of the area type, from the
      service rules); RESOLVED sets the resolution and power-restored times. Customer-visible changes become
      CUSTOMER rows of the change log: the outbox the customer notifications consume.
+ 10. Multi-crew jobs: every crew of the job holds an active assignment, the LEAD one and the ASSIST ones
+     (role on the assignment); each crew's device pulls the job and its removal like any other. The ticket's
+     status follows the lead crew only: a status an assisting crew reports for its own part (EN_ROUTE,
+     ON_SITE, ON_HOLD, RESOLVED) is recorded in the ticket's history as an ASSIST event at its own time and
+     answered HISTORY (applied), leaving the ticket's status, arrival time and ETA as they are. An assisting
+     crew whose assignment was released gets the CONFLICT of rule 5 (RESOLVED does not win for it).
 """
 
 from __future__ import annotations
@@ -72,9 +79,9 @@ from core.clock import as_utc, utcnow
 from core.errors import DomainError, ErrorCode, Problem
 from crews.models import Crew
 from dispatch.enums import OPEN_STATUSES, TicketStatus
-from dispatch.models import Assignment, Ticket, TicketEvent
+from dispatch.models import Assignment, AssignmentRole, Ticket, TicketEvent
 from dispatch.rules import load_rules
-from dispatch.tickets import change_status, record_event
+from dispatch.tickets import change_status, record_event, release_assignments
 from geo.points import validate_lat_lng
 from geo.travel import minutes_between
 from mobile_sync.changes import TOPIC_CREW, last_sequence, note_crews
@@ -427,8 +434,8 @@ def _apply(session: Session, device: Device, m: MutationIn, at: datetime) -> _Ou
     rows = list(session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id, or_(
         Assignment.crew_id == device.crew_id, col(Assignment.active).is_(True)))))
     held = next((a for a in rows if a.crew_id == device.crew_id), None)
-    active = next((a for a in rows if a.active), None)
-    note_crews(session, ticket.id or 0, {active.crew_id} if active is not None else set())
+    active = next((a for a in rows if a.active and a.role == AssignmentRole.LEAD), None)
+    note_crews(session, ticket.id or 0, {a.crew_id for a in rows if a.active})
     if held is None:
         raise DomainError.one("ticketId", f"ticket {ticket.number} was never assigned to this crew",
                               ErrorCode.FORBIDDEN)
@@ -440,7 +447,10 @@ def _apply(session: Session, device: Device, m: MutationIn, at: datetime) -> _Ou
             raise DomainError.one("note", f"a note may be at most {MAX_NOTE} characters")
         return _Outcome("APPLIED", record_event(session, ticket, SOURCE, note=f"{device.id}: {note}", kind="NOTE",
                                                 at=at))
-    return _apply_status(session, device, m, ticket, active, at)
+    if any(a.active and a.crew_id == device.crew_id and a.role == AssignmentRole.ASSIST for a in rows):
+        return _assisting_status(session, device, m, ticket, at)
+    led = any(a.crew_id == device.crew_id and a.role == AssignmentRole.LEAD for a in rows)
+    return _apply_status(session, device, m, ticket, active, at, led)
 
 
 def _require_ticket(session: Session, m: MutationIn) -> Ticket:
@@ -477,12 +487,22 @@ def _last_status_at(session: Session, ticket: Ticket) -> datetime | None:
                         .order_by(col(TicketEvent.at).desc()).limit(1)).first()
 
 
+def _assisting_status(session: Session, device: Device, m: MutationIn, ticket: Ticket, at: datetime) -> _Outcome:
+    """Rule 10: an assisting crew's status is history; the ticket follows its lead crew."""
+    status = _status_of(m)
+    event = TicketEvent(ticket_id=ticket.id or 0, at=max(at, ticket.created_at), status=ticket.status,
+                        kind="ASSIST", source=SOURCE, note=_note(device, status, m, " (assisting crew)"))
+    session.add(event)
+    session.flush()
+    return _Outcome("HISTORY", event)
+
+
 def _apply_status(session: Session, device: Device, m: MutationIn, ticket: Ticket, active: Assignment | None,
-                  at: datetime) -> _Outcome:
+                  at: datetime, led: bool = True) -> _Outcome:
     status = _status_of(m)
     current = TicketStatus(ticket.status)
     if active is None or active.crew_id != device.crew_id:
-        if status == TicketStatus.RESOLVED and current in OPEN_STATUSES:
+        if status == TicketStatus.RESOLVED and current in OPEN_STATUSES and led:
             return _resolved_wins(session, device, m, ticket, active, at)
         where = f"crew {active.crew_id}" if active is not None else f"no crew ({current.value})"
         event = record_event(session, ticket, SOURCE, kind="CONFLICT", at=at,
@@ -544,10 +564,9 @@ def _after_status(session: Session, device: Device, ticket: Ticket, status: Tick
 def _resolved_wins(session: Session, device: Device, m: MutationIn, ticket: Ticket, active: Assignment | None,
                    at: datetime) -> _Outcome:
     extra = " (the crew resolved it before learning of the reassignment"
-    if active is not None:
-        active.active = False
-        session.add(active)
-        extra += f"; taken off crew {active.crew_id}'s route"
+    released = release_assignments(session, [ticket.id or 0]) if active is not None else []
+    if released:
+        extra += f"; taken off the route of crew {', '.join(str(a.crew_id) for a in released)}"
     at = max(at, ticket.created_at)
     event = change_status(session, ticket, TicketStatus.RESOLVED, SOURCE, note=_note(device, TicketStatus.RESOLVED,
                                                                                       m, extra + ")"), at=at)
@@ -572,6 +591,7 @@ def _apply_location(session: Session, device: Device, m: MutationIn, at: datetim
     session.add(crew)
     next_job = session.exec(select(Assignment, Ticket).join(Ticket, col(Ticket.id) == col(Assignment.ticket_id))
                             .where(col(Assignment.active).is_(True), Assignment.crew_id == crew.id,
+                                   Assignment.role == AssignmentRole.LEAD.value,
                                    col(Ticket.status).in_([TicketStatus.ASSIGNED.value, TicketStatus.EN_ROUTE.value]))
                             .order_by(col(Assignment.sequence))).first()
     if next_job is not None:

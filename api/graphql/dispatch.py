@@ -25,10 +25,15 @@ from dispatch.planning import (
 from dispatch.slots import Slot, book_slot, recommend_slots
 from dispatch.tickets import set_crews_needed, set_dependency
 
+AssignmentRole = graphene.Enum.from_enum(models.AssignmentRole, description=(
+    "LEAD: the crew the ticket's status and ETA follow; ASSIST: another crew of a multi-crew job, starting with "
+    "the lead"))
+
 
 class Assignment(graphene.ObjectType):
     ticket = graphene.Field("api.graphql.tickets.Ticket", required=True)
     crew = graphene.Field("api.graphql.crews.Crew", required=True)
+    role = graphene.Field(AssignmentRole, required=True)
     generator = graphene.Field("api.graphql.crews.MobileGenerator")
     sequence = graphene.Int(required=True)
     planned_arrival = graphene.DateTime(required=True)
@@ -419,6 +424,48 @@ class CrewUnavailable(BaseMutation):
                                                      source=info.context.principal.source))
 
 
+class CrewAvailableInput(graphene.InputObjectType):
+    crew_id = graphene.ID(required=True)
+    note = graphene.String(description="what changed: vehicle fixed, crew member back, …")
+
+
+class CrewAvailable(BaseMutation):
+    """A crew is back after crewUnavailable (from the dispatcher or its own device): it rejoins the plan and takes
+    waiting work. CONFLICT when the crew was not unavailable."""
+
+    class Arguments:
+        input = CrewAvailableInput(required=True)
+
+    Output = DispatchEventPayload
+
+    @classmethod
+    def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        crew_id = require_crew_scope(info.context.principal, decode_id(input["crew_id"], "Crew", "crewId"))
+        return _event_result(events.crew_available(info.context.session, crew_id, source=info.context.principal.source,
+                                                   note=input.get("note") or ""))
+
+
+class MealBreakTakenInput(graphene.InputObjectType):
+    crew_id = graphene.ID(required=True)
+    at = graphene.DateTime(description="when the break was taken (default: now)")
+
+
+class MealBreakTaken(BaseMutation):
+    """The crew took its meal break (from the dispatcher or its own device): no later plan of this shift plans
+    another, and the board is re-planned with the time it kept free."""
+
+    class Arguments:
+        input = MealBreakTakenInput(required=True)
+
+    Output = DispatchEventPayload
+
+    @classmethod
+    def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        crew_id = require_crew_scope(info.context.principal, decode_id(input["crew_id"], "Crew", "crewId"))
+        return _event_result(events.meal_break_taken(info.context.session, crew_id,
+                                                     source=info.context.principal.source, at=input.get("at")))
+
+
 class CustomerNotHomeInput(graphene.InputObjectType):
     ticket_id = graphene.ID(required=True)
     reason = graphene.String(required=True)
@@ -525,6 +572,8 @@ class DispatchMutations(graphene.ObjectType):
     book_slot = BookSlot.Field(required=True)
     report_overrun = ReportOverrun.Field(required=True)
     crew_unavailable = CrewUnavailable.Field(required=True)
+    crew_available = CrewAvailable.Field(required=True)
+    meal_break_taken = MealBreakTaken.Field(required=True)
     customer_not_home = CustomerNotHome.Field(required=True)
     crews_joined = CrewsJoined.Field(required=True)
     set_crews_needed = SetCrewsNeeded.Field(required=True)

@@ -49,6 +49,9 @@ def check_feasibility(
                 errs.append(f"{t.id} planned before {crew.id}'s shift starts")
             if a.planned_finish > crew.shift_end + s.overtime_minutes:
                 errs.append(f"{t.id} finishes at {a.planned_finish}, after {crew.id}'s shift + overtime")
+            elif a.planned_finish > crew.shift_end and not s.may_use_overtime(t):
+                errs.append(f"{t.id} ({t.priority}) finishes at {a.planned_finish}, after {crew.id}'s shift end, "
+                            "and is not an emergency")
         if a.planned_finish < a.planned_arrival:
             errs.append(f"{t.id} finishes before it starts")
         if t.fixed and t.assigned_crew_id in crew_by and a.crew_id != t.assigned_crew_id:

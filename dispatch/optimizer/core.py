@@ -19,6 +19,10 @@ from dispatch.optimizer.model import (
 from geo.travel import GeodesicProvider, TravelMatrixProvider, haversine_km_matrix
 
 GENERATOR_PICKUP_MINUTES = 10
+# What :meth:`Problem.eval_route` reports as a route's end when a job that may not run into overtime would end
+# too late (see ``OptimizerSettings.overtime_only_for_emergencies``): beyond every hard end, so every
+# ``end <= hard_end`` feasibility test of the heuristics refuses the route without knowing the rule.
+OVER_SHIFT = 1 << 40
 
 Visit = str  # "T:<ticket>", "A:<k>:<ticket>" (k-th assisting crew), "P:<generator>:<ticket>", "D:<generator>:<ticket>"
 
@@ -92,6 +96,7 @@ class Problem:
     after: dict[str, tuple[str, int]] = field(init=False)  # ticket id -> (ticket it waits for, gap minutes)
     _rows: dict[int, list[int]] = field(init=False, repr=False)  # travel-matrix rows as lists (fast lookups)
     _vinfo: dict[Visit, tuple[int, int, int, int, int]] = field(init=False, repr=False)
+    _overrun_ok: dict[Visit, bool] = field(init=False, repr=False)
 
     # ----- construction -------------------------------------------------------------------------
     @classmethod
@@ -126,13 +131,15 @@ class Problem:
         s = self.settings
         self._rows = {}
         self._vinfo = {}
+        self._overrun_ok = {}
         self.crew_index = {c.id: i for i, c in enumerate(self.crews)}
         self.ticket_index = {t.id: i for i, t in enumerate(self.tickets)}
         self.gen_index = {g.id: i for i, g in enumerate(self.generators)}
         self.has_windows = any(t.earliest_start is not None and t.earliest_start > 0 for t in self.tickets)
         # A meal break is modelled only while its whole window is still ahead: for a crew whose window opened
-        # before the plan start we cannot know whether the break was taken already (taking it is not recorded),
-        # so it is never forced onto the start of the route; the crew takes it in a gap as it sees fit.
+        # before the plan start we cannot be sure the break is still to take (a break taken is recorded only when
+        # someone reports it, and such a crew comes without a window: dispatch.events.meal_break_taken), so it
+        # is never forced onto the start of the route; the crew takes it in a gap as it sees fit.
         self.breaks = [
             (max(c.break_start, self.crew_ready(i)), c.break_end, c.break_minutes)
             if c.break_minutes > 0 and c.break_start >= 0 and c.break_end >= self.crew_ready(i) else None
@@ -235,6 +242,7 @@ class Problem:
             return f"no qualified crew in region {t.region}"
         if t.crews_needed > 1 and not t.fixed and len(q) < t.crews_needed:
             return f"needs {t.crews_needed} crews at once; only {len(q)} qualified crew(s) on the board"
+        overtime = self.settings.may_use_overtime(t)
         in_shift = [
             i
             for i in q
@@ -244,16 +252,26 @@ class Problem:
             return "no qualified crew in shift"
         ti = self.ticket_point(self.ticket_index[t.id])
         svc = self.settings.service_minutes(t)
+        in_overtime = False
         for i in in_shift:
             c = self.crews[i]
             start = self.crew_ready(i)
             back = self.minutes[ti, self.end_point(i)] if c.end_at_home else 0
             arrive = max(start + self.minutes[self.crew_point(i), ti], t.earliest_start or 0)
-            if arrive + svc + back <= self.hard_end[i]:
+            if arrive + svc + back <= (self.hard_end[i] if overtime else self.shift_limit(i)):
                 return None
+            in_overtime = in_overtime or arrive + svc + back <= self.hard_end[i]
+        if in_overtime:
+            return f"{self.not_in_overtime(t)} for every qualified crew"
         if t.earliest_start is not None and t.earliest_start > 0:
             return f"window opens at +{t.earliest_start} min, after every qualified crew's shift"
         return "beyond reach within shift of every qualified crew"
+
+    def not_in_overtime(self, t: TicketIn) -> str:
+        """The words for the overtime rule blocking ``t`` (see ``OptimizerSettings.overtime_only_for_emergencies``)."""
+        allowed = "/".join(p for p in PRIORITIES if p in self.settings.overtime_priorities) or "no"
+        return (f"would end after shift end (with the drive back to the depot) and is not an emergency: "
+                f"only {allowed} work may run into overtime, this is {t.priority}")
 
     # ----- indexing -------------------------------------------------------------------------------
     def is_fixed(self, t: TicketIn) -> bool:
@@ -298,6 +316,25 @@ class Problem:
             if where is not None and where != self.crews[c].home_region:
                 cost += round(self.settings.lending_cost)
         return cost
+
+    def shift_limit(self, c: int) -> int:
+        """Latest return to the depot after a job that may not run into overtime: the shift end, less a meal
+        break still to be taken (it is taken before heading home at the latest)."""
+        brk = self.breaks[c]
+        return self.crews[c].shift_end - (brk[2] if brk is not None else 0)
+
+    def may_overrun(self, key: Visit) -> bool:
+        """May this visit end after its crew's shift end? Emergencies (and their generator and assisting visits)
+        may, started or pinned work is exempt (it is happening anyway), other work may not when
+        ``overtime_only_for_emergencies`` is set."""
+        ok = self._overrun_ok.get(key)
+        if ok is None:
+            kind, _, rest = key.partition(":")
+            tid = rest if kind == "T" else rest.partition(":")[2]
+            t = self.tickets[self.ticket_index[tid]]
+            ok = self.settings.may_use_overtime(t) or (kind == "T" and self.is_fixed(t))
+            self._overrun_ok[key] = ok
+        return ok
 
     def fair_coef(self) -> int:
         return round(self.settings.fair_overtime_cost)
@@ -452,7 +489,8 @@ class Problem:
 
     def eval_route(self, c: int, keys: Sequence[Visit], sync: dict[str, int] | None = None) -> tuple[int, int]:
         """(cost, end time) of a route in one pass: the hot path of insertion heuristics. ``sync`` as in
-        :meth:`simulate`; without it a multi-crew job is timed as if this crew alone decided."""
+        :meth:`simulate`; without it a multi-crew job is timed as if this crew alone decided. The end is
+        ``OVER_SHIFT`` when a job that may not run into overtime (:meth:`may_overrun`) ends too late."""
         t = self.crew_ready(c)
         prev = self.crew_point(c)
         cost = 0
@@ -460,6 +498,9 @@ class Problem:
         windows = self.has_windows
         extra = bool(self.owner) or self.crews[c].home_region is not None
         brk = self.breaks[c]
+        crew = self.crews[c]
+        limited = self.settings.overtime_only_for_emergencies
+        over_shift = False
         for k in keys:
             pt, svc, cm, late, due = self.vinfo(k)
             leg = self.row(prev)[pt]
@@ -481,15 +522,18 @@ class Problem:
                 cost += late * (t - due)
             t += svc
             prev = pt
+            if limited and not over_shift and not self.may_overrun(k):
+                # no overtime for this job: done in time to take a pending break and drive home by shift end
+                back = self.row(pt)[self.end_point(c)] if crew.end_at_home else 0
+                over_shift = t + back + (brk[2] if brk is not None else 0) > crew.shift_end
         if brk is not None and keys and t >= brk[0]:
             t += brk[2]
-        crew = self.crews[c]
         if crew.end_at_home:
             leg = self.row(prev)[self.end_point(c)]
             travel += leg
             t += leg
         cost += self.travel_cost(travel) + self.route_end_cost(c, t)
-        return cost, t
+        return cost, OVER_SHIFT if over_shift else t
 
     def route_cost(self, c: int, keys: Sequence[Visit]) -> int:
         return self.eval_route(c, keys)[0]

@@ -138,7 +138,9 @@ def blocking_reason(
     crews = p.qualified[ti]
     svc = p.settings.service_minutes(t)
     tp = p.ticket_point(ti)
+    overtime = p.settings.may_use_overtime(t)
     fits = []
+    only_in_overtime = False
     for c in crews:
         keys = routes.get(p.crews[c].id, [])
         rt = times[p.crews[c].id] if times and p.crews[c].id in times else p.simulate(c, keys)
@@ -146,10 +148,15 @@ def blocking_reason(
         here = p.visit_point_service(keys[-1])[0] if keys else p.crew_point(c)
         arrive = max(free + int(p.minutes[here, tp]), max(0, t.earliest_start or 0))
         back = int(p.minutes[tp, p.end_point(c)]) if p.crews[c].end_at_home else 0
-        if arrive + svc + back <= p.hard_end[c]:
+        if arrive + svc + back <= (p.hard_end[c] if overtime else p.shift_limit(c)):
             fits.append((arrive, p.crews[c].id))
+        else:
+            only_in_overtime = only_in_overtime or arrive + svc + back <= p.hard_end[c]
     names = ", ".join(p.crews[c].id for c in crews[:3]) + (f" and {len(crews) - 3} more" if len(crews) > 3 else "")
     need = "+".join(sorted(t.required_skills)) or "no special skill"
+    if not fits and only_in_overtime:
+        return (f"shift end: {p.not_in_overtime(t)}; every crew with {need} ({names}) is booked until too "
+                "close to its shift end")
     if not fits:
         return (f"capacity: all {len(crews)} crew(s) with {need} ({names}) are booked with more urgent work "
                 "until the end of their shift and overtime")

@@ -26,8 +26,10 @@ def greedy_plan(
     """Baseline plan: tickets by priority then deadline, each to the qualified crew arriving first.
 
     Crew availability is simulated (each crew is free after its last job); fixed work stays first. Overtime
-    is used only for EMERGENCY/CRITICAL tickets. A ticket needing a generator gets the fitting free
-    generator that a tow crew can hook up soonest. Output and metrics are identical in kind to ``solve``.
+    is used only for EMERGENCY/CRITICAL tickets, and of those only for what the settings allow in overtime
+    (other work ends in time to drive home, after a meal break still to take, by shift end). A ticket
+    needing a generator gets the fitting free generator that a tow crew can hook up soonest. Output and
+    metrics are identical in kind to ``solve``.
     """
     t0 = time.perf_counter()
     p = Problem.build(crews, tickets, generators, settings, matrix_provider)
@@ -77,7 +79,7 @@ def greedy_routes(
             crew = p.crews[c]
             arrive = free_at[c] + int(p.minutes[at[c], tp])
             back = int(p.minutes[tp, p.end_point(c)]) if crew.end_at_home else 0
-            limit = p.hard_end[c] if t.priority in URGENT else crew.shift_end
+            limit = p.hard_end[c] if _overtime(p, t) else p.shift_limit(c)
             if arrive + svc + back > limit:
                 continue
             if best is None or arrive < best[0]:
@@ -91,6 +93,11 @@ def greedy_routes(
         if t.needs_generator:
             _greedy_generator(p, routes, free_at, at, t.id, used_gens)
     return _linked_jobs(p, routes, order)
+
+
+def _overtime(p: Problem, t: TicketIn) -> bool:
+    """Does the dispatcher send a crew into overtime for ``t``? Only for urgent work the rules allow it for."""
+    return t.priority in URGENT and p.settings.may_use_overtime(t)
 
 
 def _linked_jobs(p: Problem, routes: dict[str, list[Visit]], order: Sequence[TicketIn]) -> dict[str, list[Visit]]:
@@ -123,7 +130,7 @@ def _greedy_generator(
             hook = free_at[c] + int(p.minutes[at[c], gp]) + GENERATOR_PICKUP_MINUTES + int(p.minutes[gp, tp])
             done = hook + p.settings.generator_hookup_minutes
             back = int(p.minutes[tp, p.end_point(c)]) if crew.end_at_home else 0
-            if done + back > p.hard_end[c]:
+            if done + back > (p.hard_end[c] if p.may_overrun(f"D:{gid}:{tid}") else p.shift_limit(c)):
                 continue
             if best is None or hook < best[0]:
                 best = (hook, c, gid)
@@ -165,7 +172,7 @@ def urgency_routes(p: Problem, lookahead: float = 60.0) -> dict[str, list[Visit]
     late = np.array([p.late_coef(t) if t.respond_by is not None else 0 for t in tick], dtype=float)
     due = np.array([t.respond_by if t.respond_by is not None else 1e9 for t in tick], dtype=float)
     base = np.array([p.settings.drop_penalty.get(t.priority, 1e3) / max(1, p.horizon) for t in tick])
-    urgent = np.array([t.priority in URGENT for t in tick])
+    urgent = np.array([_overtime(p, t) for t in tick])
     qual = np.zeros((T, len(p.crews)), dtype=bool)
     for j, i in enumerate(open_idx):
         qual[j, p.qualified[i]] = True
@@ -182,7 +189,7 @@ def urgency_routes(p: Problem, lookahead: float = 60.0) -> dict[str, list[Visit]
         travel = p.minutes[at, tpt].astype(float)
         arr = now + travel
         back = p.minutes[tpt, p.end_point(c)].astype(float) if crew.end_at_home else np.zeros(T)
-        limit = np.where(urgent, p.hard_end[c], crew.shift_end)
+        limit = np.where(urgent, p.hard_end[c], p.shift_limit(c))
         ok = qual[:, c] & ~served & (arr + svc + back <= limit)
         if not ok.any():
             continue

@@ -126,8 +126,13 @@ class OptimizerSettings:
     * a dropped ticket costs ``drop_penalty[priority]`` plus what serving it at the horizon would cost
       (lateness and customer-minutes up to ``horizon``), so dropping is never cheaper than serving late;
       EMERGENCY (1e8) and CRITICAL (1e7) are effectively never dropped while a crew can reach them;
-    * overtime: every crew may run ``overtime_minutes`` past ``shift_end`` at ``overtime_cost`` per minute
-      (high, so in practice only EMERGENCY/CRITICAL work justifies it);
+    * overtime: a crew may run ``overtime_minutes`` past ``shift_end`` at ``overtime_cost`` per minute. With
+      ``overtime_only_for_emergencies`` (the default) that is a hard rule: only jobs whose priority is in
+      ``overtime_priorities`` (EMERGENCY: domain.md, "an emergency may extend a shift") may run into overtime;
+      any other job must be finished early enough for the crew to drive back to its depot (and still take a
+      meal break it has not taken) by ``shift_end``, so a route ends after ``shift_end`` only when its last
+      job is an emergency. Started work is exempt (it is happening anyway). Without the flag every job may
+      use overtime, and only the cost keeps it for urgent work;
     * travel: ``travel_weight`` per driving minute (second-order);
     * stability: ``reassign_cost`` for every not-yet-started job planned on another crew than the one it is
       assigned to now (a re-plan moves few jobs; a crew that left the board costs nothing);
@@ -143,6 +148,8 @@ class OptimizerSettings:
     travel_weight: float = 1.0
     overtime_minutes: int = 120
     overtime_cost: float = 200.0
+    overtime_only_for_emergencies: bool = True
+    overtime_priorities: frozenset[str] = frozenset({"EMERGENCY"})
     generator_value: float = 1e6
     generator_minute_cost: float = 20.0
     generator_hookup_minutes: int = 30
@@ -166,6 +173,10 @@ class OptimizerSettings:
 
     def customers_factor(self, customers: int) -> float:
         return min(self.customers_factor_cap, 1.0 + math.log10(max(int(customers), 1)))
+
+    def may_use_overtime(self, t: TicketIn) -> bool:
+        """May this ticket's job (or its generator hook-up) run past the crew's shift end?"""
+        return not self.overtime_only_for_emergencies or t.priority in self.overtime_priorities
 
     def service_minutes(self, t: TicketIn) -> int:
         """The ticket's service time; non-positive values fall back to the default for its kind."""

@@ -170,6 +170,8 @@ def build_model(p: Problem) -> RoutingModel:
                 if p.gen_time_coef(t) > 0:
                     cdim.SetCumulVarSoftUpperBound(idx, 0, p.gen_time_coef(t))
     _add_precedences(p, routing, manager, visit_node, horizon)
+    if s.overtime_only_for_emergencies:
+        _add_shift_end_rule(p, routing, manager, visit_node, travel, service)
     # generator alternatives: per generator at most one pick-up; per site at most one hook-up
     by_gen: dict[str, list[int]] = {}
     by_site: dict[str, list[int]] = {}
@@ -239,6 +241,53 @@ def _add_precedences(
             # only binding when b is served (an unserved visit's cumul means nothing)
             solver.Add(dim.CumulVar(b) + (horizon + svc + gap) * (1 - routing.ActiveVar(b))
                        >= dim.CumulVar(a) + svc + gap)
+
+
+def _add_shift_end_rule(
+    p: Problem,
+    routing: pywrapcp.RoutingModel,
+    manager: pywrapcp.RoutingIndexManager,
+    visit_node: dict[Visit, int],
+    travel: np.ndarray,
+    service: list[int],
+) -> None:
+    """Overtime only for emergencies, and home by shift end unless the last job is one.
+
+    A job that may not run into overtime (:meth:`Problem.may_overrun`) on crew v must start by
+    ``lim_v = shift_limit(v) - service - drive from the job to v's depot``, i.e. be done in time to drive home
+    (after a meal break still to take) by shift end. The "Time" cumul excludes the break, so subtracting its
+    minutes is exact when it is taken before the job and keeps room for it when it is still to come; this is
+    the check :meth:`Problem.eval_route` makes. A route then ends after shift end only when its last job is an
+    emergency (its end stays bounded by shift end + overtime on "Time").
+
+    The bound depends on the crew, so it is an ``Element`` over the visit's vehicle variable (index 0:
+    not served, no bound). Routing's local-search filters do not see such constraints (only propagation
+    does), so the loosest bound over the visit's possible crews is also set on the cumul itself, where the
+    filters see it; when all those crews share one bound (same shift end and depot) that alone is exact.
+    """
+    solver = routing.solver()
+    tdim = routing.GetDimensionOrDie("Time")
+    C = len(p.crews)
+    unbounded = int(max(p.hard_end + [1]) + 1)
+    limits = [p.shift_limit(c) for c in range(C)]
+    for v, node in visit_node.items():
+        if p.may_overrun(v):
+            continue
+        idx = manager.NodeToIndex(node)
+        tid = v[2:] if v[0] == "T" else v.split(":", 2)[2]
+        crews = p.tow_crews if v[0] in "PD" else p.qualified[p.ticket_index[tid]]
+        lim = [int(limits[c] - service[node] - travel[node, C + c]) for c in range(C)]
+        mine = [lim[c] for c in crews]
+        if not mine:
+            continue
+        loosest = max(mine)
+        if loosest < tdim.CumulVar(idx).Min():
+            routing.ActiveVar(idx).SetValue(0)  # no crew can do it in shift (its reason says so)
+            continue
+        tdim.CumulVar(idx).SetMax(loosest)
+        if min(mine) < loosest:
+            vehicle = (routing.VehicleVar(idx) + 1).Var()
+            solver.Add(tdim.CumulVar(idx) <= solver.Element([unbounded, *lim], vehicle))
 
 
 def _add_extra_costs(

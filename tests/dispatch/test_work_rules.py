@@ -9,8 +9,10 @@ from dispatch.optimizer import OptimizerSettings, check_feasibility, solve
 from dispatch.optimizer.core import Problem
 from tests.dispatch.test_replan_events import FAST, crew, ticket
 
+# overtime for any work (not only emergencies), so that its cost and fairness decide
 LOW_WORK = OptimizerSettings(workers=1, time_limit_s=1.0, overtime_cost=1.0, fair_overtime_minutes=20,
-                             fair_overtime_cost=20.0, drop_penalty={**FAST.drop_penalty, "LOW": 1e5})
+                             fair_overtime_cost=20.0, drop_penalty={**FAST.drop_penalty, "LOW": 1e5},
+                             overtime_only_for_emergencies=False)
 
 
 def test_the_score_by_goal_adds_up_to_the_objective_and_names_every_goal() -> None:
