@@ -47,6 +47,8 @@ ROOT_FIELDS: dict[str, frozenset[Role]] = {
     "Mutation.bookSlot": STAFF,
     "Mutation.reportOverrun": STAFF,
     "Mutation.crewUnavailable": STAFF_AND_CREW,  # the dispatcher, or the crew's own device (UNAVAILABLE)
+    "Mutation.crewAvailable": STAFF_AND_CREW,  # ... and back again
+    "Mutation.mealBreakTaken": STAFF_AND_CREW,
     "Mutation.customerNotHome": STAFF,
     "Mutation.crewsJoined": STAFF,
     "Mutation.setCrewsNeeded": STAFF,
@@ -71,8 +73,12 @@ ROOT_FIELDS: dict[str, frozenset[Role]] = {
 # the `crewId`/`deviceId` argument; see crew_scope_problem and mobile_sync.protocol.require_device).
 CREW_SCOPED: frozenset[str] = frozenset({
     "Query.syncPull", "Mutation.syncPush", "Mutation.registerDevice", "Subscription.crewJobs",
-    "Mutation.crewUnavailable",
+    "Mutation.crewUnavailable", "Mutation.crewAvailable", "Mutation.mealBreakTaken",
+    "Query.ticket",  # a crew device reads its own crew's jobs (api.permissions.may_read_ticket)
 })
+# Fields a crew may use only with a device's own token (from registerDevice): a crew token not bound to a
+# device may register one, not pull or push as any of its crew's devices.
+DEVICE_BOUND: frozenset[str] = frozenset({"Query.syncPull", "Mutation.syncPush"})
 # Public fields limited per client IP and minute (api/ratelimit.py) for everyone but staff.
 RATE_LIMITED: frozenset[str] = frozenset({
     "Query.trackTicket", "Query.outageSummary", "Mutation.submitFeedback", "Subscription.ticketUpdated",
@@ -94,11 +100,32 @@ def denial(principal: Principal, key: str) -> Problem | None:
     """Why `principal` may not call root field `key`, or None when it may."""
     allowed = ROOT_FIELDS.get(key, frozenset())
     if principal.role in allowed:
+        if principal.role == Role.CREW and key in DEVICE_BOUND and not principal.device_id:
+            return Problem(None, f"{key.split('.')[1]} needs the device's own token (registerDevice gives it); "
+                           "this crew token is not bound to a device", ErrorCode.FORBIDDEN)
         return None
     if not principal.authenticated:
         reason = principal.token_error or "sign in: send 'Authorization: Bearer <token>'"
         return Problem(None, f"{key.split('.')[1]} needs a signed-in user ({reason})", ErrorCode.UNAUTHENTICATED)
     return Problem(None, f"the {principal.role.value} role may not use {key.split('.')[1]}", ErrorCode.FORBIDDEN)
+
+
+def may_read_ticket(context: Any, ticket_id: int | None) -> bool:
+    """Staff read every ticket; a crew device only its own crew's jobs, past and present (loaded once a request)."""
+    principal = context.principal
+    if principal.role != Role.CREW:
+        return principal.role in STAFF
+    jobs = getattr(context, "_crew_jobs", None)
+    if jobs is None:
+        from dispatch.tickets import crew_job_ids
+
+        jobs = context._crew_jobs = crew_job_ids(context.session, principal.crew_id or 0)
+    return ticket_id in jobs
+
+
+def may_read_crew_work(principal: Principal, crew_id: int | None) -> bool:
+    """Whose routes (and so whose tickets) a caller sees: staff every crew's, a crew device its own."""
+    return principal.role in STAFF or (principal.role == Role.CREW and principal.crew_id == crew_id)
 
 
 def crew_scope_problem(principal: Principal, crew_id: int | None) -> Problem | None:

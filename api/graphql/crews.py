@@ -18,6 +18,7 @@ from api.graphql.core import (
     enum_value,
     point,
 )
+from api.permissions import may_read_crew_work, may_read_ticket
 from crews import models
 from crews.roster import (
     NewCrew,
@@ -71,6 +72,8 @@ class Crew(graphene.ObjectType):
 
     @staticmethod
     def resolve_route(root: models.Crew, info: Any) -> Any:
+        if not may_read_crew_work(info.context.principal, root.id):
+            return []  # another crew's jobs (and their customers' addresses) are not a crew device's business
         return info.context.loaders.route.load(root.id)
 
 
@@ -98,7 +101,9 @@ class MobileGenerator(graphene.ObjectType):
 
     @staticmethod
     def resolve_assigned_ticket(root: models.MobileGenerator, info: Any) -> Any:
-        return info.context.loaders.ticket.load(root.assigned_ticket_id) if root.assigned_ticket_id else None
+        if not root.assigned_ticket_id or not may_read_ticket(info.context, root.assigned_ticket_id):
+            return None
+        return info.context.loaders.ticket.load(root.assigned_ticket_id)
 
 
 class CrewQueries(graphene.ObjectType):

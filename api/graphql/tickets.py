@@ -22,6 +22,8 @@ from api.graphql.core import (
     enum_value,
     point,
 )
+from api.permissions import may_read_ticket
+from core.errors import DomainError, ErrorCode
 from customers.incidents import list_incidents
 from dispatch import models
 from dispatch.intake import NewTicket, create_ticket
@@ -56,6 +58,10 @@ class Ticket(graphene.ObjectType):
     needs_generator = graphene.Boolean(required=True)
     critical_load_kw = graphene.Float()
     customers_affected = graphene.Int(required=True)
+    crews_needed = graphene.Int(required=True, description="crews that must start the job together (1 = one crew)")
+    depends_on = graphene.Field(lambda: Ticket, description="the job that must be finished before this one starts")
+    depends_gap_minutes = graphene.Int(required=True, description="minimum minutes between that job's finish and "
+                                       "this one's start")
     created_at = graphene.DateTime(required=True)
     respond_by = graphene.DateTime()
     resolve_by = graphene.DateTime()
@@ -65,7 +71,9 @@ class Ticket(graphene.ObjectType):
     eta = graphene.DateTime()
     etr = graphene.DateTime()
     power_restored_at = graphene.DateTime()
-    assignment = graphene.Field("api.graphql.dispatch.Assignment")
+    assignment = graphene.Field("api.graphql.dispatch.Assignment", description="the lead crew's active assignment")
+    assignments = graphene.List(graphene.NonNull("api.graphql.dispatch.Assignment"), required=True,
+                                description="every crew's active assignment: the lead first, then assisting crews")
     incident = graphene.Field(lambda: Incident)
     duplicate_of = graphene.Field(lambda: Ticket)
     events = graphene.List(graphene.NonNull(TicketEvent), required=True)
@@ -93,6 +101,14 @@ class Ticket(graphene.ObjectType):
     @staticmethod
     def resolve_assignment(root: models.Ticket, info: Any) -> Any:
         return info.context.loaders.assignment.load(root.id)
+
+    @staticmethod
+    def resolve_assignments(root: models.Ticket, info: Any) -> Any:
+        return info.context.loaders.crew_assignments.load(root.id)
+
+    @staticmethod
+    def resolve_depends_on(root: models.Ticket, info: Any) -> Any:
+        return info.context.loaders.ticket.load(root.depends_on_id) if root.depends_on_id else None
 
     @staticmethod
     def resolve_incident(root: models.Ticket, info: Any) -> Any:
@@ -159,7 +175,11 @@ class TicketQueries(graphene.ObjectType):
         if id is None and number is None:
             return None
         ticket_id = decode_id(id, "Ticket", "id") if id is not None else None
-        return get_ticket(info.context.session, ticket_id=ticket_id, number=number)
+        ticket = get_ticket(info.context.session, ticket_id=ticket_id, number=number)
+        if ticket is not None and not may_read_ticket(info.context, ticket.id):
+            raise DomainError.one("id" if id is not None else "number",
+                                  "a crew device reads its own crew's jobs only", ErrorCode.FORBIDDEN)
+        return ticket
 
     @staticmethod
     def resolve_tickets(_root: Any, info: Any, first: int | None = None, after: str | None = None,
@@ -198,6 +218,7 @@ class CreateTicketInput(graphene.InputObjectType):
     needs_generator = graphene.Boolean()
     critical_load_kw = graphene.Float()
     customers_affected = graphene.Int()
+    crews_needed = graphene.Int(description="crews that must start the job together (1–4; 1 when absent)")
     account_number = graphene.String()
     contact_name = graphene.String()
     contact_phone = graphene.String()
@@ -226,7 +247,8 @@ class CreateTicket(BaseMutation):
             lat=location["lat"] if location else None, lng=location["lng"] if location else None,
             priority=enum_value(input.get("priority")), required_skills=input.get("required_skills"),
             needs_generator=input.get("needs_generator"), critical_load_kw=input.get("critical_load_kw"),
-            customers_affected=input.get("customers_affected"), account_number=input.get("account_number"),
+            customers_affected=input.get("customers_affected"), crews_needed=input.get("crews_needed"),
+            account_number=input.get("account_number"),
             contact_name=input.get("contact_name"), contact_phone=input.get("contact_phone"),
             preferred_channels=enum_value(input.get("preferred_channels")),
             client_request_id=input.get("client_request_id"),

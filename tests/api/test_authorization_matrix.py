@@ -28,13 +28,14 @@ from api.graphql.schema import schema
 from api.permissions import CREW_SCOPED, ROOT_FIELDS
 from core.clock import utcnow
 from core.settings import Settings
+from crews.models import Crew
 from crews.roster import NewCrew, create_crew
 from customers.directory import import_network
 from customers.planned import NewPlannedOutage, create_planned_outage
 from dispatch.enums import TicketStatus
 from dispatch.intake import IntakeContext, NewTicket, create_ticket
 from dispatch.models import Ticket
-from dispatch.planning import optimize_and_store
+from dispatch.planning import AssignRequest, assign_ticket, optimize_and_store
 from dispatch.tickets import change_status
 from mobile_sync.changes import last_sequence
 from mobile_sync.protocol import register_device
@@ -121,6 +122,23 @@ def spare_crew(world: World) -> int:
                                               home_lat=30.6, home_lng=114.3)).id or 0
 
 
+def own_job(world: World) -> Ticket:
+    """A ticket assigned to the own crew: its device may read it, the other crew's may not."""
+    ticket = world.ticket()
+    assign_ticket(world.session, AssignRequest(ticket_id=ticket.id or 0, crew_id=world.own_crew), "dispatcher")
+    return ticket
+
+
+def unavailable(world: World, crew_id: int) -> int:
+    """The crew, marked unavailable (so that it can come back)."""
+    crew = world.session.get(Crew, crew_id)
+    assert crew is not None
+    crew.unavailable = True
+    world.session.add(crew)
+    world.session.commit()
+    return crew_id
+
+
 def callback_task(world: World) -> int:
     ticket = world.ticket(TicketStatus.RESOLVED)
     task = CallbackTask(ticket_id=ticket.id or 0, resolved_at=utcnow(), reason="SAMPLE", due_at=utcnow())
@@ -152,7 +170,7 @@ def planned_outage(world: World) -> int:
 EXAMPLES: dict[str, Example] = {
     "Query.node": lambda w: ("query($id: ID!) { node(id: $id) { id } }",
                              {"id": to_global_id("Ticket", str(w.ticket().id))}),
-    "Query.ticket": lambda w: ("query($n: String) { ticket(number: $n) { number } }", {"n": w.ticket().number}),
+    "Query.ticket": lambda w: ("query($n: String) { ticket(number: $n) { number } }", {"n": own_job(w).number}),
     "Query.tickets": lambda w: ("{ tickets(first: 5) { totalCount } }", {}),
     "Query.incidents": lambda w: ("{ incidents { id } }", {}),
     "Query.crews": lambda w: ("{ crews { id } }", {}),
@@ -194,6 +212,10 @@ EXAMPLES: dict[str, Example] = {
                   "expectedFinish": (utcnow() + timedelta(hours=1)).isoformat()}}),
     "Mutation.crewUnavailable": lambda w: (mutation("crewUnavailable", "CrewUnavailableInput", "plan { id }"), {
         "input": {"crewId": str(w.own_crew), "reason": "vehicle broken"}}),
+    "Mutation.crewAvailable": lambda w: (mutation("crewAvailable", "CrewAvailableInput", "plan { id }"), {
+        "input": {"crewId": str(unavailable(w, w.own_crew)), "note": "vehicle fixed"}}),
+    "Mutation.mealBreakTaken": lambda w: (mutation("mealBreakTaken", "MealBreakTakenInput", "plan { id }"), {
+        "input": {"crewId": str(w.own_crew)}}),
     "Mutation.customerNotHome": lambda w: (mutation("customerNotHome", "CustomerNotHomeInput", "plan { id }"), {
         "input": {"ticketId": str(w.ticket(TicketStatus.EN_ROUTE).id), "reason": "nobody at the door"}}),
     "Mutation.setCrewsNeeded": lambda w: (mutation("setCrewsNeeded", "SetCrewsNeededInput", "crewsNeeded"), {

@@ -55,6 +55,27 @@ def test_a_dispatcher_registers_a_device_and_gets_a_token_bound_to_crew_and_devi
     assert other["data"]["registerDevice"]["errors"][0]["code"] == "FORBIDDEN"
 
 
+def test_a_crew_token_not_bound_to_a_device_may_register_one_but_not_sync_as_any(
+        client: TestClient, world: World, settings: Settings) -> None:
+    west, phone = world.crew("West")
+    ticket = world.ticket(west)
+    crew_token = issue_token(Role.CREW, crew_id=west.id, settings=settings)
+
+    pulled = gql(client, PULL, {"d": phone.id}, crew_token)
+    pushed = gql(client, PUSH, {"input": {"deviceId": phone.id, "mutations": [
+        status_input(ticket.id, "EN_ROUTE", "c1")]}}, crew_token)
+
+    assert pulled["data"] is None and pulled["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    refusal = pushed["data"]["syncPush"]
+    assert refusal["results"] == [] and refusal["errors"][0]["code"] == "FORBIDDEN"
+    assert "device's own token" in refusal["errors"][0]["message"]
+    registered = gql(client, """mutation($input: RegisterDeviceInput!) { registerDevice(input: $input) {
+      token errors { code } } }""", {"input": {"deviceId": "tablet-9", "crewId": str(west.id)}}, crew_token)
+    own = registered["data"]["registerDevice"]["token"]
+    assert registered["data"]["registerDevice"]["errors"] == []
+    assert gql(client, PULL, {"d": "tablet-9"}, own)["data"]["syncPull"]["tickets"]
+
+
 def test_push_then_replay_then_pull_over_graphql(client: TestClient, world: World, settings: Settings) -> None:
     west, phone = world.crew("West")
     ticket = world.ticket(west)
