@@ -367,6 +367,7 @@ def _push_once(session: Session, crew_id: int | None, device_id: str, mutations:
         todo.append((effective, index, m, row))
     todo.sort(key=lambda item: (item[0], item[1]))
     crumbs: list[tuple[ClientMutation, CrewBreadcrumb]] = []
+    last_fix: datetime | None = None  # the latest GPS fix applied: the next job's ETA is refreshed from it
     for effective, index, m, row in todo:
         crumb: CrewBreadcrumb | None = None
         try:
@@ -387,7 +388,11 @@ def _push_once(session: Session, crew_id: int | None, device_id: str, mutations:
             row.error_field = ".".join(problem.field) if problem.field else None
         if crumb is not None:
             crumbs.append((row, crumb))
+            if row.outcome == "APPLIED":
+                last_fix = effective
         results[index] = _stored_result(row, False)
+    if last_fix is not None:
+        _refresh_next_eta(session, device.crew_id, last_fix)
     # The ledger rows in one insert, then the breadcrumbs that point at them.
     session.add_all([row for *_rest, row in todo])
     if crumbs:
@@ -589,6 +594,15 @@ def _apply_location(session: Session, device: Device, m: MutationIn, at: datetim
         return _Outcome("HISTORY", crumb=crumb)
     crew.lat, crew.lng, crew.last_seen_at = float(m.lat), float(m.lng), at
     session.add(crew)
+    return _Outcome("APPLIED", crumb=crumb)
+
+
+def _refresh_next_eta(session: Session, crew_id: int, at: datetime) -> None:
+    """The ETA of the crew's next job from its latest position: once a batch, after its last GPS fix (a batch of
+    breadcrumbs replayed after an offline spell would otherwise recompute it once per fix)."""
+    crew = session.get(Crew, crew_id)
+    if crew is None or crew.lat is None or crew.lng is None:
+        return
     next_job = session.exec(select(Assignment, Ticket).join(Ticket, col(Ticket.id) == col(Assignment.ticket_id))
                             .where(col(Assignment.active).is_(True), Assignment.crew_id == crew.id,
                                    Assignment.role == AssignmentRole.LEAD.value,
@@ -602,5 +616,3 @@ def _apply_location(session: Session, device: Device, m: MutationIn, at: datetim
             if ticket.eta is None or abs((eta - ticket.eta).total_seconds()) >= 60:
                 ticket.eta = eta
                 session.add(ticket)
-    session.flush()
-    return _Outcome("APPLIED", crumb=crumb)
