@@ -52,7 +52,7 @@ bench-relay: $(STAMP)
 	$(BIN)/python bench/relay.py
 
 bench-sync: $(STAMP)
-	$(BIN)/python bench/sync.py --devices 1000 --duration 60
+	$(BIN)/python bench/sync.py --devices 1000 --duration 60 --workers 2 --processes 2
 
 bench-storm-load: $(STAMP)  # STORM_ARGS="--scale 0.1 --minutes 2" for a tenth
 	$(BIN)/python bench/storm_load.py $(STORM_ARGS)

@@ -66,7 +66,10 @@ def serve(
     try:
         uvicorn.run("api.cli:worker_app", factory=True, host=host, port=port, workers=workers, log_config=None,
                     log_level=settings.log_level.lower(), access_log=False,
-                    timeout_graceful_shutdown=graceful_timeout)
+                    timeout_graceful_shutdown=graceful_timeout,
+                    # longer than the idle timeout of the usual proxies and load balancers (60 s), so an idle
+                    # connection is closed by them, never by us while they send a request on it
+                    timeout_keep_alive=65)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
