@@ -47,7 +47,8 @@ class ClientMutationResult(graphene.ObjectType):
     applied = graphene.Boolean(required=True)
     duplicate = graphene.Boolean(required=True)
     error = graphene.Field(UserError)
-    outcome = graphene.String(description="APPLIED, NO_CHANGE, HISTORY (late, merged into history), "
+    outcome = graphene.String(description="APPLIED, NO_CHANGE, HISTORY (late, or an assisting crew's status: "
+                                          "kept in the ticket's history), "
                                           "RESOLVED_WINS, CONFLICT or REFUSED")
 
 
