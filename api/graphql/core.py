@@ -100,6 +100,24 @@ def decode_id(value: str | None, type_name: str, field: str) -> int:
     raise DomainError.one(field, f"'{text[:60]}' is not the id of a {type_name}", DomainErrorCode.NOT_FOUND)
 
 
+def list_page_args() -> dict[str, graphene.Argument]:
+    """`first`/`offset` of a plain list field: every item when `first` is left out (the board shows them all),
+    else at most `first` (up to the server's page size) after skipping `offset`."""
+    return {"first": graphene.Int(description="at most this many (up to the page size); default: all"),
+            "offset": graphene.Int(description="skip this many first (default 0)")}
+
+
+def list_page(items: list[Any], info: Any, first: int | None = None, offset: int | None = None) -> list[Any]:
+    """The page of `items` that `first`/`offset` ask for; a clear error on a negative or oversized value."""
+    limit = info.context.services.max_page_size
+    if first is not None and not 0 <= first <= limit:
+        raise DomainError.one("first", f"first must be between 0 and {limit}")
+    if offset is not None and offset < 0:
+        raise DomainError.one("offset", "offset must be 0 or more")
+    start = offset or 0
+    return items[start:] if first is None else items[start:start + first]
+
+
 def not_available(capability: str) -> GraphQLError:
     """The answer of a contract field whose capability has not been built yet: a clear error, not a stub."""
     return GraphQLError(f"{capability} is not available yet in this version of gridcrew",

@@ -16,6 +16,8 @@ from api.graphql.core import (
     UserError,
     decode_id,
     enum_value,
+    list_page,
+    list_page_args,
     point,
 )
 from api.permissions import may_read_crew_work, may_read_ticket
@@ -107,16 +109,20 @@ class MobileGenerator(graphene.ObjectType):
 
 
 class CrewQueries(graphene.ObjectType):
-    crews = graphene.List(graphene.NonNull(Crew), required=True, status=graphene.List(graphene.NonNull(CrewStatus)))
-    mobile_generators = graphene.List(graphene.NonNull(MobileGenerator), required=True)
+    crews = graphene.List(graphene.NonNull(Crew), required=True, status=graphene.List(graphene.NonNull(CrewStatus)),
+                          **list_page_args())
+    mobile_generators = graphene.List(graphene.NonNull(MobileGenerator), required=True, **list_page_args())
 
     @staticmethod
-    def resolve_crews(_root: Any, info: Any, status: list[Any] | None = None) -> list[models.Crew]:
-        return [crew for crew, _ in list_crews(info.context.session, enum_value(status))]
+    def resolve_crews(_root: Any, info: Any, status: list[Any] | None = None, first: int | None = None,
+                      offset: int | None = None) -> list[models.Crew]:
+        crews = [crew for crew, _ in list_crews(info.context.session, enum_value(status))]
+        return list_page(crews, info, first, offset)
 
     @staticmethod
-    def resolve_mobile_generators(_root: Any, info: Any) -> list[models.MobileGenerator]:
-        return list_generators(info.context.session)
+    def resolve_mobile_generators(_root: Any, info: Any, first: int | None = None,
+                                  offset: int | None = None) -> list[models.MobileGenerator]:
+        return list_page(list_generators(info.context.session), info, first, offset)
 
 
 class CreateCrewInput(graphene.InputObjectType):

@@ -6,7 +6,17 @@ from typing import Any
 
 import graphene
 
-from api.graphql.core import AreaType, BaseMutation, Channel, TicketKind, UserError, decode_id, enum_value
+from api.graphql.core import (
+    AreaType,
+    BaseMutation,
+    Channel,
+    TicketKind,
+    UserError,
+    decode_id,
+    enum_value,
+    list_page,
+    list_page_args,
+)
 from api.graphql.tickets import TicketPayload
 from core.errors import DomainError
 from core.settings import get_settings
@@ -181,7 +191,8 @@ class CallbackTask(graphene.ObjectType):
 
 
 class QualityQueries(graphene.ObjectType):
-    repeat_callers = graphene.List(graphene.NonNull(RepeatCaller), required=True, days=graphene.Int())
+    repeat_callers = graphene.List(graphene.NonNull(RepeatCaller), required=True, days=graphene.Int(),
+                                   **list_page_args())
     hotspots = graphene.List(graphene.NonNull(Hotspot), required=True, days=graphene.Int(),
                              branch=graphene.String(), kind=graphene.List(graphene.NonNull(TicketKind)),
                              limit=graphene.Int(description="at most 200; default 20"))
@@ -193,9 +204,10 @@ class QualityQueries(graphene.ObjectType):
                                    first=graphene.Int(description="default 100"))
 
     @staticmethod
-    def resolve_repeat_callers(_root: Any, info: Any, days: int | None = None) -> Any:
+    def resolve_repeat_callers(_root: Any, info: Any, days: int | None = None, first: int | None = None,
+                               offset: int | None = None) -> Any:
         risk_rules, settings = quality_config()
-        return repeat_callers(info.context.session, risk_rules, settings, days=days)
+        return list_page(repeat_callers(info.context.session, risk_rules, settings, days=days), info, first, offset)
 
     @staticmethod
     def resolve_hotspots(_root: Any, info: Any, days: int | None = None, branch: str | None = None,

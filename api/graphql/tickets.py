@@ -20,6 +20,8 @@ from api.graphql.core import (
     UserError,
     decode_id,
     enum_value,
+    list_page,
+    list_page_args,
     point,
 )
 from api.permissions import may_read_ticket
@@ -168,7 +170,7 @@ class TicketQueries(graphene.ObjectType):
         branch=graphene.String(), search=graphene.String(description="text in summary, number or address"),
     )
     incidents = graphene.List(graphene.NonNull(Incident), required=True,
-                              status=graphene.List(graphene.NonNull(IncidentStatus)))
+                              status=graphene.List(graphene.NonNull(IncidentStatus)), **list_page_args())
 
     @staticmethod
     def resolve_ticket(_root: Any, info: Any, id: str | None = None, number: str | None = None) -> Any:  # noqa: A002
@@ -201,8 +203,9 @@ class TicketQueries(graphene.ObjectType):
         }
 
     @staticmethod
-    def resolve_incidents(_root: Any, info: Any, status: list[Any] | None = None) -> list[models.Incident]:
-        return list_incidents(info.context.session, enum_value(status))
+    def resolve_incidents(_root: Any, info: Any, status: list[Any] | None = None, first: int | None = None,
+                          offset: int | None = None) -> list[models.Incident]:
+        return list_page(list_incidents(info.context.session, enum_value(status)), info, first, offset)
 
 
 class CreateTicketInput(graphene.InputObjectType):

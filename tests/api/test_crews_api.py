@@ -46,6 +46,20 @@ def test_a_crew_off_shift_is_listed_as_off_shift_and_filtered(api: Api) -> None:
     assert off == [{"name": "night"}]
 
 
+def test_lists_of_crews_and_generators_page_with_first_and_offset(api: Api) -> None:
+    for name in ("one", "two", "three"):
+        api(CREATE_CREW, {"input": crew_input(name=name)})
+        api(CREATE_GENERATOR, {"input": {"name": f"gen {name}", "capacityKw": 200, "location": {"lat": 30.6,
+                                                                                           "lng": 114.3}}})
+    assert [c["name"] for c in api("{ crews { name } }")["data"]["crews"]] == ["one", "two", "three"]
+    assert api("{ crews(first: 1, offset: 1) { name } }")["data"]["crews"] == [{"name": "two"}]
+    assert api("{ mobileGenerators(offset: 2) { name } }")["data"]["mobileGenerators"] == [{"name": "gen three"}]
+    too_many = api("{ crews(first: 100000) { name } }")
+    assert too_many["data"] is None and "first must be between 0 and" in too_many["errors"][0]["message"]
+    negative = api("{ mobileGenerators(offset: -1) { name } }")
+    assert negative["errors"][0]["extensions"]["code"] == "INVALID"
+
+
 def test_generators_are_registered_with_capacity_and_location(api: Api) -> None:
     payload = api(CREATE_GENERATOR, {"input": {"name": "移动发电车 1号 500 kW", "capacityKw": 500,
                                                "location": {"lat": 30.62, "lng": 114.28}}})

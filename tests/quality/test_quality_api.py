@@ -29,6 +29,8 @@ def test_repeat_callers_hotspots_and_stats_answer_through_the_api(api: object, m
     [caller] = callers["data"]["repeatCallers"]
     assert (caller["phoneMasked"], caller["riskLevel"], caller["ticketCount"]) == ("138****5678", "RED", 5)
     assert len(caller["tickets"]) == 5 and caller["deadline"]
+    paged = api("{ repeatCallers(days: 30, first: 1, offset: 1) { phoneMasked } }")  # type: ignore[operator]
+    assert paged["data"]["repeatCallers"] == []  # one caller: the second page is empty
     spots = api('{ hotspots(days: 7, branch: "CITY") { keyword category branch ticketCount weight score trend } }')  # type: ignore
     assert spots["data"]["hotspots"][0] == {"keyword": "停电", "category": "FAULT_REPAIR", "branch": "CITY",
                                             "ticketCount": 5, "weight": 2.0, "score": 10.0, "trend": "NEW"}
