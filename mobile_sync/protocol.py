@@ -48,8 +48,8 @@ Conflict rules
   7. A ticket that does not exist is NOT_FOUND; a ticket never assigned to the crew is FORBIDDEN.
   8. LOCATION is a GPS breadcrumb: stored; the crew's position and `lastSeenAt` move only forward in time
      (an older fix is stored but does not move the crew); the ETA of the crew's next job (first active job
-     it leads, ASSIGNED or EN_ROUTE, by route sequence) is recomputed from the new position when it moves by
-     a minute or more. NOTE adds a note to the history of a ticket the crew holds or held.
+     it leads, ASSIGNED or EN_ROUTE, by route sequence) is recomputed once a batch, from its latest fix, and
+     changes when it moves by a minute or more. NOTE adds a note to the history of a ticket the crew holds or held.
   9. ON_SITE sets the arrival time (once) and the ETR (arrival + restore minutes of the area type, from the
      service rules); RESOLVED sets the resolution and power-restored times. Customer-visible changes become
      CUSTOMER rows of the change log: the outbox the customer notifications consume.
