@@ -53,8 +53,9 @@ def start_server(database_url: str, port: int, secret: str) -> subprocess.Popen[
 
 async def run(url: str, token: str, total: int, concurrency: int, seed: int) -> tuple[list[float], int]:
     rng = random.Random(seed)
+    run_id = time.time_ns()  # a second run against the same server (--url) must create, not replay, its tickets
     inputs = [{"kind": "FAULT_REPAIR", "channel": rng.choice(["HOTLINE", "APP", "WECHAT", "WEB", "SMS"]),
-               "summary": rng.choice(SUMMARIES), "clientRequestId": f"bench-{seed}-{i}",
+               "summary": rng.choice(SUMMARIES), "clientRequestId": f"bench-{seed}-{run_id}-{i}",
                "location": {"lat": 30.6 + rng.uniform(-0.3, 0.3), "lng": 114.3 + rng.uniform(-0.3, 0.3)},
                "contactPhone": f"13{rng.randrange(10**9):09d}"} for i in range(total)]
     latencies: list[float] = []
