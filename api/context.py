@@ -1,4 +1,4 @@
-"""The per-request context: who is asking, a database session, dataloaders, intake settings."""
+"""The per-request context: who is asking, a database session, dataloaders, intake settings, a crew's jobs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from api.loaders import Loaders
 from core.settings import Settings
 from dispatch.intake import IntakeContext
 from dispatch.replanner import Replanner
+from dispatch.tickets import crew_job_ids
 
 
 @dataclass
@@ -60,6 +61,11 @@ class RequestContext:
     @cached_property
     def loaders(self) -> Loaders:
         return Loaders(lambda: self.session)
+
+    @cached_property
+    def crew_jobs(self) -> set[int]:
+        """Tickets the calling crew has been given (a crew token's readable jobs), read once a request."""
+        return crew_job_ids(self.session, self.principal.crew_id or 0)
 
     def close(self) -> None:
         if self._session is not None:

@@ -115,12 +115,7 @@ def may_read_ticket(context: Any, ticket_id: int | None) -> bool:
     principal = context.principal
     if principal.role != Role.CREW:
         return principal.role in STAFF
-    jobs = getattr(context, "_crew_jobs", None)
-    if jobs is None:
-        from dispatch.tickets import crew_job_ids
-
-        jobs = context._crew_jobs = crew_job_ids(context.session, principal.crew_id or 0)
-    return ticket_id in jobs
+    return ticket_id in context.crew_jobs
 
 
 def may_read_crew_work(principal: Principal, crew_id: int | None) -> bool:
