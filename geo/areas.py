@@ -68,6 +68,11 @@ class PolygonGeometry(_Model):
                     raise ValueError(f"{where} is not closed (first position must equal last)")
         return self
 
+    @cached_property
+    def rings(self) -> list[list[np.ndarray]]:
+        """`polygons()`, built once: every located report is tested against them."""
+        return self.polygons()
+
     def polygons(self) -> list[list[np.ndarray]]:
         """Each polygon as a list of (n, 2) [lng, lat] ring arrays: outer ring first, then holes."""
         raw = [self.coordinates] if self.type == "Polygon" else self.coordinates
@@ -76,7 +81,7 @@ class PolygonGeometry(_Model):
     def contains(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
         """Boolean mask of the points inside (holes excluded)."""
         inside = np.zeros(lats.shape, dtype=bool)
-        for polygon in self.polygons():
+        for polygon in self.rings:
             odd = np.zeros(lats.shape, dtype=bool)
             for ring in polygon:  # even-odd over outer ring and holes together makes holes work
                 odd ^= _ray_cast(lats, lngs, ring)
