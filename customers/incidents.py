@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import or_, text
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from customers.config import CustomerSettings, get_customer_settings
-from customers.directory import find_customer, load_network
+from customers.directory import find_customers, load_network
 from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
 from customers.prediction import Call, Thresholds, outage_of, predict_outages
 from dispatch.enums import OPEN_STATUSES, PRIORITY_ORDER, Priority, TicketKind, TicketStatus
@@ -33,75 +36,150 @@ def thresholds(settings: CustomerSettings) -> Thresholds:
                       max_diameter_km=settings.incident_max_diameter_km)
 
 
+@dataclass
+class Batch:
+    """What the analysis of a batch of new reports reads once, in a few set-based queries, and then keeps up to
+    date while it goes through the reports in order, so each report sees the ones before it (and only those) as
+    if they had come one by one."""
+
+    customers: dict[int, Customer | None]  # the customer of each report of the batch, by ticket id
+    waiting: set[int]  # reports of the batch not analysed yet
+    candidates: list[Ticket] = field(default_factory=list)  # open field tickets a repeat report may join
+    customer_tickets: dict[int, set[int]] = field(default_factory=dict)  # customer id -> its candidates
+    calls: list[Any] = field(default_factory=list)  # open fault reports of the batch's windows (light rows)
+
+
 def process_report(session: Session, ticket: Ticket, settings: CustomerSettings | None = None) -> Ticket | None:
     """Run at intake on a new, flushed ticket (same transaction). Returns the ticket it joined, if any."""
+    return process_reports(session, [ticket], settings)[0]
+
+
+def process_reports(session: Session, tickets: list[Ticket], settings: CustomerSettings | None = None,
+                    ) -> list[Ticket | None]:
+    """The trouble-call analysis of new, flushed tickets of one transaction, in their order: link each to its
+    customer, join a repeat report to its original, group fault reports into incidents. Returns, for each, the
+    ticket it joined, if any."""
     settings = settings or get_customer_settings()
-    if ticket.kind in FIELD:
-        take_turns_with_same_reports(session, ticket, settings)
-    customer = find_customer(session, ticket.account_number, ticket.contact_phone)
+    field_tickets = [t for t in tickets if t.kind in FIELD]
+    take_turns_with_same_reports(session, field_tickets, settings)
+    customers = find_customers(session, [(t.account_number, t.contact_phone) for t in tickets])
+    batch = Batch(customers={t.id or 0: c for t, c in zip(tickets, customers, strict=True)},
+                  waiting={t.id or 0 for t in tickets})
+    _read_candidates(session, batch, field_tickets, settings)
+    _read_calls(session, batch, [t for t in field_tickets if t.kind == TicketKind.FAULT_REPAIR], settings)
+    joined: list[Ticket | None] = []
+    for ticket, customer in zip(tickets, customers, strict=True):
+        batch.waiting.discard(ticket.id or 0)
+        joined.append(_process(session, batch, ticket, customer, settings))
+    return joined
+
+
+def _process(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,
+             settings: CustomerSettings) -> Ticket | None:
     if customer is not None and ticket.id is not None:  # a new ticket: no link yet
         session.add(TicketCustomer(ticket_id=ticket.id, customer_id=customer.id or 0))
+        batch.customer_tickets.setdefault(customer.id or 0, set()).add(ticket.id)
     if ticket.kind not in FIELD:
         return None
-    original = find_duplicate(session, ticket, customer, settings)
+    original = find_duplicate(batch, ticket, customer, settings)
     if original is not None:
         mark_duplicate(session, ticket, original)
         return original
     if ticket.kind == TicketKind.FAULT_REPAIR:
-        return group_into_incident(session, ticket, customer, settings)
+        return group_into_incident(session, batch, ticket, customer, settings)
     return None
 
 
-def take_turns_with_same_reports(session: Session, ticket: Ticket, settings: CustomerSettings) -> None:
+def take_turns_with_same_reports(session: Session, tickets: list[Ticket], settings: CustomerSettings) -> None:
     """Two reports by one caller, or at one site, that arrive at the same moment must not both be dispatched:
     each would miss the other's uncommitted ticket. On PostgreSQL they take turns on transaction-scoped
-    advisory locks (the caller's phone and account, and the grid cells around the site, a cell being twice
-    the duplicate distance wide), so the second sees the first once it commits. SQLite serialises writers.
+    advisory locks (the caller's phone and account, and the grid cells that the duplicate distance around the
+    site touches: a cell being twice that distance wide, at most 2 x 2 of them; a report within the distance
+    lies in one of them and takes its own cell), so the second sees the first once it commits. SQLite
+    serialises writers. A batch takes the keys of all its reports at once, in the one order every transaction
+    uses.
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    keys = [f"phone:{ticket.contact_phone}"] if ticket.contact_phone else []
-    if ticket.account_number:
-        keys.append(f"account:{ticket.account_number}")
-    if ticket.lat is not None and ticket.lng is not None:
-        cell = max(settings.duplicate_site_m, 1.0) * 2 / 111_000
-        cell_lng = cell / max(math.cos(math.radians(ticket.lat)), 0.2)
-        row, column = math.floor(ticket.lat / cell), math.floor(ticket.lng / cell_lng)
-        keys += [f"site:{row + dr}:{column + dc}" for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
+    keys: set[str] = set()
+    for ticket in tickets:
+        if ticket.contact_phone:
+            keys.add(f"phone:{ticket.contact_phone}")
+        if ticket.account_number:
+            keys.add(f"account:{ticket.account_number}")
+        if ticket.lat is not None and ticket.lng is not None:
+            keys.update(_site_cells(ticket.lat, ticket.lng, max(settings.duplicate_site_m, 1.0)))
     if keys:  # in one order everywhere, so two reports never wait on each other's locks
         session.execute(text(
             "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext(current_schema() || :prefix || key) "
             "AS k FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered"),
-            {"prefix": ":intake:", "keys": sorted(set(keys))})
+            {"prefix": ":intake:", "keys": sorted(keys)})
 
 
-def find_duplicate(session: Session, ticket: Ticket, customer: Customer | None,
+def _site_cells(lat: float, lng: float, distance_m: float) -> list[str]:
+    """The grid cells (twice `distance_m` wide) that the circle of `distance_m` around the site touches. A cell's
+    width in longitude follows the latitude of its row's centre, so every report computes the same cells."""
+    reach = distance_m / 111_000  # in degrees of latitude
+    cell = reach * 2
+    cells = []
+    for row in range(math.floor((lat - reach) / cell), math.floor((lat + reach) / cell) + 1):
+        scale = max(math.cos(math.radians((row + 0.5) * cell)), 0.2)
+        cell_lng, reach_lng = cell / scale, reach / scale * 1.01  # (a little wider: the circle's rows differ)
+        cells += [f"site:{row}:{column}" for column in range(math.floor((lng - reach_lng) / cell_lng),
+                                                              math.floor((lng + reach_lng) / cell_lng) + 1)]
+    return cells
+
+
+def _site_box(settings: CustomerSettings) -> float:
+    return settings.duplicate_site_m / 111_000 * 2
+
+
+def _read_candidates(session: Session, batch: Batch, tickets: list[Ticket], settings: CustomerSettings) -> None:
+    """Open field tickets that may be the original of one of `tickets`: by the same customer (account, phone or
+    linked ticket) or at the same site, in one query for the batch; each report picks its own from them."""
+    if not tickets:
+        return
+    accounts = sorted({t.account_number for t in tickets if t.account_number})
+    phones = sorted({t.contact_phone for t in tickets if t.contact_phone})
+    customer_ids = sorted({c.id for t in tickets if (c := batch.customers.get(t.id or 0)) is not None and c.id})
+    who = []
+    if accounts:
+        who.append(col(Ticket.account_number).in_(accounts))
+    if phones:
+        who.append(col(Ticket.contact_phone).in_(phones))
+    if customer_ids:
+        who.append(col(Ticket.id).in_(select(TicketCustomer.ticket_id).where(
+            col(TicketCustomer.customer_id).in_(customer_ids))))
+    who.append(col(Ticket.id).in_(sorted(batch.customers)))  # the batch's own (their links are not written yet)
+    box = _site_box(settings)
+    who += [(col(Ticket.lat).between(t.lat - box, t.lat + box)) & (col(Ticket.lng).between(t.lng - box * 1.5,
+                                                                                            t.lng + box * 1.5))
+            for t in tickets if t.lat is not None and t.lng is not None]
+    if not who:
+        return
+    since = min(t.created_at for t in tickets) - timedelta(hours=settings.duplicate_window_hours)
+    batch.candidates = list(session.exec(select(Ticket).where(
+        col(Ticket.kind).in_(sorted({t.kind for t in tickets})), col(Ticket.region).in_(sorted({t.region
+                                                                                                  for t in tickets})),
+        col(Ticket.status).in_(OPEN), col(Ticket.duplicate_of_id).is_(None), col(Ticket.created_at) >= since,
+        or_(*who)).order_by(col(Ticket.id))))
+    if customer_ids and batch.candidates:
+        for ticket_id, customer_id in session.exec(select(TicketCustomer.ticket_id, TicketCustomer.customer_id).where(
+                col(TicketCustomer.customer_id).in_(customer_ids),
+                col(TicketCustomer.ticket_id).in_([c.id for c in batch.candidates]))):
+            batch.customer_tickets.setdefault(customer_id, set()).add(ticket_id)
+
+
+def find_duplicate(batch: Batch, ticket: Ticket, customer: Customer | None,
                    settings: CustomerSettings) -> Ticket | None:
     """An open field ticket of the same kind by the same customer (account or phone) or at the same site."""
     since = ticket.created_at - timedelta(hours=settings.duplicate_window_hours)
-    who = []
-    if ticket.account_number:
-        who.append(col(Ticket.account_number) == ticket.account_number)
-    if ticket.contact_phone:
-        who.append(col(Ticket.contact_phone) == ticket.contact_phone)
-    if customer is not None:
-        who.append(col(Ticket.id).in_(select(TicketCustomer.ticket_id).where(
-            TicketCustomer.customer_id == customer.id)))
-    if ticket.lat is not None and ticket.lng is not None:
-        box = settings.duplicate_site_m / 111_000 * 2
-        who.append((col(Ticket.lat).between(ticket.lat - box, ticket.lat + box))
-                   & (col(Ticket.lng).between(ticket.lng - box * 1.5, ticket.lng + box * 1.5)))
-    if not who:
-        return None
-    candidates = list(session.exec(select(Ticket).where(
-        Ticket.id != ticket.id, Ticket.kind == ticket.kind, Ticket.region == ticket.region,
-        col(Ticket.status).in_(OPEN), col(Ticket.duplicate_of_id).is_(None), col(Ticket.created_at) >= since,
-        or_(*who)).order_by(col(Ticket.id))))
-    mine = set(session.exec(select(TicketCustomer.ticket_id).where(
-        TicketCustomer.customer_id == customer.id,
-        col(TicketCustomer.ticket_id).in_([c.id for c in candidates])))) if customer is not None and candidates \
-        else set()
-    for candidate in candidates:
+    mine = batch.customer_tickets.get(customer.id or 0, set()) if customer is not None else set()
+    for candidate in batch.candidates:  # oldest first; read as they are now (the batch may have changed them)
+        if candidate.id == ticket.id or candidate.id in batch.waiting or candidate.kind != ticket.kind \
+                or candidate.region != ticket.region or candidate.status not in OPEN \
+                or candidate.duplicate_of_id is not None or candidate.created_at < since:
+            continue
         same_person = (ticket.account_number and candidate.account_number == ticket.account_number) or \
             (ticket.contact_phone and candidate.contact_phone == ticket.contact_phone)
         same_site = ticket.lat is not None and candidate.lat is not None and haversine_km(
@@ -124,38 +202,80 @@ def mark_duplicate(session: Session, ticket: Ticket, original: Ticket) -> None:
     record_event(session, original, "system", kind="NOTE", note=f"repeat report {ticket.number} joined this ticket")
 
 
-def group_into_incident(session: Session, ticket: Ticket, customer: Customer | None,
+def _read_calls(session: Session, batch: Batch, tickets: list[Ticket], settings: CustomerSettings) -> None:
+    """The open fault reports within the incident window of `tickets`, around them (or on their feeders), in one
+    light query for the batch: columns, not ORM objects, because every fault report needs them and in a storm
+    the window holds many calls."""
+    window = timedelta(minutes=settings.incident_window_minutes)
+    where_ = [col(Ticket.id).in_(sorted(batch.customers))]
+    box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
+    for ticket in tickets:
+        if _feeder_of(session, batch.customers.get(ticket.id or 0)) is not None:
+            # On a known network: the feeder's calls from known customers (the feeder is checked per report).
+            where_.append(col(Customer.id).is_not(None))
+        elif ticket.lat is not None and ticket.lng is not None:
+            # The report's group lies within the maximum diameter of it; a few radii around keep its neighbours.
+            where_.append(col(Ticket.lat).between(ticket.lat - box, ticket.lat + box)
+                          & col(Ticket.lng).between(ticket.lng - box * 1.2, ticket.lng + box * 1.2))
+    if len(where_) == 1:
+        return
+    batch.calls = list(session.exec(select(
+        Ticket.id, Ticket.lat, Ticket.lng, Ticket.created_at, Ticket.region, Ticket.account_number,
+        Ticket.contact_phone, Customer.account_number, Customer.transformer, Customer.feeder).select_from(
+        Ticket).outerjoin(TicketCustomer, col(TicketCustomer.ticket_id) == Ticket.id).outerjoin(
+        Customer, col(Customer.id) == TicketCustomer.customer_id).where(
+        Ticket.kind == TicketKind.FAULT_REPAIR.value, col(Ticket.region).in_(sorted({t.region for t in tickets})),
+        col(Ticket.status).in_(OPEN), col(Ticket.duplicate_of_id).is_(None),
+        col(Ticket.created_at) >= min(t.created_at for t in tickets) - window,
+        col(Ticket.created_at) <= max(t.created_at for t in tickets) + window, or_(*where_))))
+
+
+def _feeder_of(session: Session, customer: Customer | None) -> str | None:
+    if customer is None:
+        return None
+    if customer.feeder is None and customer.transformer:
+        device = session.get(NetworkDevice, customer.transformer)
+        return device.feeder if device is not None else None
+    return customer.feeder
+
+
+def _calls_of(session: Session, batch: Batch, ticket: Ticket, feeder: str | None,
+              settings: CustomerSettings) -> list[Call]:
+    """The calls `ticket`'s outage is predicted from: the window's open, unjoined fault reports of its region
+    around it (or from its feeder's customers), as they are now in this transaction."""
+    window = timedelta(minutes=settings.incident_window_minutes)
+    box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
+    calls = []
+    for t_id, lat, lng, at, region, t_account, t_phone, c_account, c_transformer, c_feeder in batch.calls:
+        if t_id in batch.waiting or region != ticket.region or abs(at - ticket.created_at) > window:
+            continue
+        now = session.identity_map.get(identity_key(Ticket, t_id))  # changed by this batch since it was read
+        if now is not None and (now.duplicate_of_id is not None or now.status not in OPEN):
+            continue
+        if t_id in batch.customers:  # a report of this batch: its customer link is not written yet
+            linked = batch.customers[t_id]
+            c_account, c_transformer, c_feeder = (linked.account_number, linked.transformer, linked.feeder) \
+                if linked is not None else (None, None, None)
+        known = c_account is not None
+        if feeder is not None:
+            if not known or (c_feeder and c_feeder != feeder):
+                continue  # another feeder's call (or unknown): not this network's business
+        elif ticket.lat is None or ticket.lng is None or lat is None or lng is None \
+                or abs(lat - ticket.lat) > box or abs(lng - ticket.lng) > box * 1.2:
+            continue
+        calls.append(Call(id=t_id, lat=lat, lng=lng, at=at, customer=c_account if known else (t_account or t_phone),
+                          transformer=c_transformer if known else None))
+    return calls
+
+
+def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,
                         settings: CustomerSettings) -> Ticket | None:
     """Predict outages over the open fault reports of the window; the new report's outage becomes (or joins)
     an incident. With a network prediction, reports not yet dispatched join the incident's lead ticket."""
-    window = timedelta(minutes=settings.incident_window_minutes)
-    feeder = customer.feeder if customer is not None else None
-    if customer is not None and customer.transformer and feeder is None:
-        device = session.get(NetworkDevice, customer.transformer)
-        feeder = device.feeder if device is not None else None
-    # One light query for the calls of the window with their customers: columns, not ORM objects, because
-    # every fault report runs this and in a storm the window holds many calls.
-    query = select(Ticket.id, Ticket.lat, Ticket.lng, Ticket.created_at, Ticket.account_number,
-                   Ticket.contact_phone, Customer.account_number, Customer.transformer, Customer.feeder).select_from(
-        Ticket).outerjoin(TicketCustomer, col(TicketCustomer.ticket_id) == Ticket.id).outerjoin(
-        Customer, col(Customer.id) == TicketCustomer.customer_id).where(
-        Ticket.kind == TicketKind.FAULT_REPAIR.value, Ticket.region == ticket.region, col(Ticket.status).in_(OPEN),
-        col(Ticket.duplicate_of_id).is_(None), col(Ticket.created_at) >= ticket.created_at - window,
-        col(Ticket.created_at) <= ticket.created_at + window)
-    if feeder is None:
-        if ticket.lat is None or ticket.lng is None:
-            return None
-        # The report's group lies within the maximum diameter of it; a few radii around it keep its neighbours.
-        box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
-        query = query.where(col(Ticket.lat).between(ticket.lat - box, ticket.lat + box),
-                            col(Ticket.lng).between(ticket.lng - box * 1.2, ticket.lng + box * 1.2))
-    calls = []
-    for t_id, lat, lng, at, t_account, t_phone, c_account, c_transformer, c_feeder in session.exec(query):
-        known = c_account is not None
-        if feeder is not None and (not known or (c_feeder and c_feeder != feeder)):
-            continue  # another feeder's call (or unknown): not this network's business
-        calls.append(Call(id=t_id, lat=lat, lng=lng, at=at, customer=c_account if known else (t_account or t_phone),
-                          transformer=c_transformer if known else None))
+    feeder = _feeder_of(session, customer)
+    if feeder is None and (ticket.lat is None or ticket.lng is None):
+        return None
+    calls = _calls_of(session, batch, ticket, feeder, settings)
     if len(calls) < 2:
         return None  # the only call around: nothing to group yet
     network = load_network(session, feeder) if feeder is not None else None

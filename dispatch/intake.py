@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.clock import utcnow
-from core.errors import ErrorCode, Problems
+from core.errors import DomainError, ErrorCode, Problems
 from dispatch.enums import AreaType, Channel, Priority, TicketKind, TicketStatus
 from dispatch.models import Ticket
 from dispatch.rules import ServiceRules
@@ -73,6 +74,7 @@ class IntakeResult:
     ticket: Ticket
     created: bool  # False when the clientRequestId had been seen: the earlier ticket is returned
     warnings: list[str] = field(default_factory=list)
+    duplicate_of: Ticket | None = None  # the ticket or incident lead this report joined, when it did
 
 
 def normalise_phone(phone: str) -> str:
@@ -136,15 +138,95 @@ def find_by_request_id(session: Session, client_request_id: str) -> Ticket | Non
     return session.exec(select(Ticket).where(Ticket.client_request_id == client_request_id)).first()
 
 
+@dataclass
+class _Draft:
+    """A validated, located and triaged report, ready to be written."""
+
+    index: int
+    report: NewTicket
+    source: str
+    ticket: Ticket
+    why: str
+    warnings: list[str]
+
+
 def create_ticket(session: Session, context: IntakeContext, report: NewTicket, source: str) -> IntakeResult:
     """Validate, locate, triage and store a report; commits before returning (the write is durable).
 
     The same `client_request_id` always returns the first ticket, also when two retries race: the unique
-    index decides and the loser reads the winner's ticket. (Trying the insert first saves the first attempt,
-    the common case, a look-up.)
+    index decides and the loser reads the winner's ticket.
     """
-    validate(report)
+    try:
+        outcome = create_tickets(session, context, [(report, source)])[0]
+    except IntegrityError:
+        session.rollback()
+        if report.client_request_id and (existing := find_by_request_id(session, report.client_request_id)):
+            return IntakeResult(existing, created=False)
+        raise
+    if isinstance(outcome, DomainError):
+        raise outcome
+    return outcome
 
+
+def create_tickets(session: Session, context: IntakeContext, reports: Sequence[tuple[NewTicket, str]],
+                   ) -> list[IntakeResult | DomainError]:
+    """Store many reports (each with its source) in one transaction, in their order, and commit: what intake does
+    with the reports that arrive together (dispatch/intake_queue.py). Each report gets its own answer: its ticket,
+    or the DomainError that says what is wrong with it (the others are stored all the same).
+
+    Each report is analysed as if the ones before it had come alone and first (duplicates, incidents). A
+    `client_request_id` seen before (or earlier in the batch) answers the first ticket. Raises IntegrityError when
+    a concurrent transaction stored one of the request ids first; nothing of the batch is written then.
+    """
+    outcomes: list[IntakeResult | DomainError | None] = [None] * len(reports)
+    drafts: list[_Draft] = []
+    for index, (report, source) in enumerate(reports):
+        try:
+            drafts.append(_draft(context, report, source, index))
+        except DomainError as error:
+            outcomes[index] = error
+    request_ids = sorted({d.report.client_request_id for d in drafts if d.report.client_request_id})
+    known = {t.client_request_id: t for t in session.exec(select(Ticket).where(
+        col(Ticket.client_request_id).in_(request_ids)))} if request_ids else {}
+    new: list[_Draft] = []
+    for draft in drafts:
+        request_id = draft.report.client_request_id
+        if request_id is not None and request_id in known:
+            outcomes[draft.index] = IntakeResult(known[request_id], created=False)
+            continue
+        if request_id is not None:
+            known[request_id] = draft.ticket  # a repeat later in this batch answers this one
+        new.append(draft)
+    if new:
+        tickets = [d.ticket for d in new]
+        session.add_all(tickets)
+        session.flush()  # the ids, for the events
+        for draft in new:
+            record_event(session, draft.ticket, draft.source, at=draft.ticket.created_at,
+                         note=f"reported via {draft.report.channel}; priority {draft.ticket.priority} ({draft.why})")
+            for warning in draft.warnings:
+                record_event(session, draft.ticket, "system", note=warning, kind="WARNING", at=draft.ticket.created_at)
+        from customers.incidents import process_reports  # customer link, duplicates, incidents (issue 7)
+
+        process_reports(session, tickets)
+        for draft in new:
+            outcomes[draft.index] = IntakeResult(draft.ticket, created=True, warnings=draft.warnings)
+    for draft in drafts:  # repeats of a request id within the batch
+        if outcomes[draft.index] is None:
+            outcomes[draft.index] = IntakeResult(known[draft.report.client_request_id or ""], created=False)
+    for outcome in outcomes:  # (read in this session: the caller's answer needs no query of its own)
+        if isinstance(outcome, IntakeResult) and outcome.ticket.duplicate_of_id is not None:
+            outcome.duplicate_of = session.get(Ticket, outcome.ticket.duplicate_of_id)
+    session.commit()
+    for draft in new:
+        ticket = draft.ticket
+        log.info("ticket created", extra={"ticket": ticket.number, "kind": ticket.kind, "priority": ticket.priority})
+    return [o for o in outcomes if o is not None]
+
+
+def _draft(context: IntakeContext, report: NewTicket, source: str, index: int) -> _Draft:
+    """Validate, locate and triage one report into an unsaved ticket (no database work)."""
+    validate(report)
     warnings: list[str] = []
     lat, lng, site_kind, place = report.lat, report.lng, None, None
     if lat is None and report.address:
@@ -184,22 +266,5 @@ def create_ticket(session: Session, context: IntakeContext, report: NewTicket, s
         client_request_id=report.client_request_id, created_at=reported_at, updated_at=reported_at,
         respond_by=respond_by, resolve_by=resolve_by,
     )
-    try:
-        session.add(ticket)
-        session.flush()  # the id, for the events; a repeated clientRequestId fails here on its unique index
-        why = "given" if report.priority else f"inferred: {triage.reason}"
-        record_event(session, ticket, source, note=f"reported via {report.channel}; priority {priority} ({why})",
-                     at=reported_at)
-        for warning in warnings:
-            record_event(session, ticket, "system", note=warning, kind="WARNING", at=reported_at)
-        from customers.incidents import process_report  # customer link, duplicates, incidents (issue 7)
-
-        process_report(session, ticket)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        if report.client_request_id and (existing := find_by_request_id(session, report.client_request_id)):
-            return IntakeResult(existing, created=False)
-        raise
-    log.info("ticket created", extra={"ticket": ticket.number, "kind": kind.value, "priority": priority.value})
-    return IntakeResult(ticket, created=True, warnings=warnings)
+    why = "given" if report.priority else f"inferred: {triage.reason}"
+    return _Draft(index, report, source, ticket, why, warnings)
