@@ -32,6 +32,7 @@ from api.revocation import Revocations
 from core.db import get_engine
 from core.settings import Settings, get_settings
 from dispatch.intake import IntakeContext
+from dispatch.intake_queue import IntakeQueue
 from dispatch.replanner import Replanner
 from dispatch.rules import load_rules
 from geo.areas import load_region
@@ -75,7 +76,8 @@ def build_services(settings: Settings, engine: Engine | None = None, background:
                         sync_max_batch=settings.sync_max_batch,
                         live=LiveUpdates(engine, redis_url=settings.redis_url, mqtt_url=settings.mqtt_url),
                         rate_limiter=RateLimiter(settings.public_rate_limit_per_minute, settings.redis_url),
-                        revocations=Revocations(engine, settings.revocation_refresh_seconds))
+                        revocations=Revocations(engine, settings.revocation_refresh_seconds),
+                        intake_queue=IntakeQueue(engine, intake))
     if background:  # supervision (督办), risk-level tasks, callbacks, hotspot keywords: started by the lifespan
         from quality.supervision import make_supervisor
 

@@ -42,6 +42,8 @@ class Services:
     rate_limiter: Any = None
     # Revoked tokens and devices (api.revocation.Revocations); None: nothing is checked.
     revocations: Any = None
+    # Group commit of createTicket (dispatch.intake_queue.IntakeQueue); None: each report in its own request.
+    intake_queue: Any = None
 
 
 class RequestContext:

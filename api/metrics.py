@@ -7,6 +7,8 @@
 * `gridcrew_graphql_errors_total{code}`: GraphQL errors by code (INTERNAL is the one to alert on).
 * `gridcrew_websocket_connections`: open subscription sockets.
 * `gridcrew_optimizer_solve_seconds{trigger}`: every optimizer solve of this process (manual, reoptimize, ...).
+* `gridcrew_intake_batch_size`: reports written per intake transaction (dispatch/intake_queue.py); batches grow
+  with the call rate.
 * `gridcrew_replan_runs_total{outcome}`: background re-plans (dispatch/replanner.py): committed, unchanged,
   retried (lost a deadlock and ran again), failed (the committed plan stayed; alert when it grows).
 * Read from the database at each scrape, so any worker answers for all: the notification outbox
@@ -50,7 +52,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.clock import as_utc, utcnow
 from customers.models import Notification
-from dispatch import planning, replanner
+from dispatch import intake_queue, planning, replanner
 from mobile_sync.models import ClientMutation, SyncChange
 
 OPERATION_KEY = "gridcrew.operations"
@@ -69,6 +71,8 @@ WEBSOCKETS = Gauge("gridcrew_websocket_connections", "open GraphQL subscription 
 SOLVES = Histogram("gridcrew_optimizer_solve_seconds", "optimizer solve time", ["trigger"], buckets=SOLVE_BUCKETS)
 
 
+INTAKE_BATCHES = Histogram("gridcrew_intake_batch_size", "reports written per intake transaction (group commit)",
+                           buckets=(1, 2, 4, 8, 16, 32, 64))
 REPLANS = Counter("gridcrew_replan_runs", "background re-plans by outcome (committed, unchanged, retried, failed)",
                   ["outcome"])
 
@@ -81,6 +85,12 @@ def observe_replan(_region: str, outcome: str) -> None:
     REPLANS.labels(outcome=outcome[:30]).inc()
 
 
+def observe_intake_batch(size: int) -> None:
+    INTAKE_BATCHES.observe(size)
+
+
+if observe_intake_batch not in intake_queue.BATCH_OBSERVERS:
+    intake_queue.BATCH_OBSERVERS.append(observe_intake_batch)
 if observe_solve not in planning.SOLVE_OBSERVERS:
     planning.SOLVE_OBSERVERS.append(observe_solve)
 if observe_replan not in replanner.RUN_OBSERVERS:

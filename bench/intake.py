@@ -128,6 +128,17 @@ def run_wrk(url: str, token: str, duration: int, concurrency: int) -> str:
             f"p50 {float(p50):.1f} ms, p95 {float(p95):.1f} ms, p99 {float(p99):.1f} ms, errors {errors}")
 
 
+def batch_sizes(url: str, token: str) -> str:
+    """How intake's group commit wrote the reports: batches and their mean size, from the server's /metrics."""
+    text = httpx.get(url.rsplit("/graphql", 1)[0] + "/metrics", headers={"Authorization": f"Bearer {token}"},
+                     timeout=10).text
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith("gridcrew_intake_batch_size_") and " " in line}
+    count, total = values.get("gridcrew_intake_batch_size_count", 0), values.get("gridcrew_intake_batch_size_sum", 0)
+    return f"intake transactions: {count:.0f}, mean reports per transaction {total / count:.1f}" if count \
+        else "intake transactions: not reported by this server"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="GraphQL URL of a running server (default: start one)")
@@ -166,6 +177,7 @@ def main() -> None:
             print(f"createTicket x{args.requests}, {concurrency} in flight: {args.requests / elapsed:.0f} tickets/s, "
                   f"p50 {cuts[49] * 1000:.1f} ms, p95 {cuts[94] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, "
                   f"errors {errors}")
+        print(batch_sizes(url, token or ""), flush=True)
     finally:
         if server is not None:
             server.terminate()

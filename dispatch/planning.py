@@ -678,9 +678,14 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
 URGENT_PRIORITIES = frozenset({"EMERGENCY", "CRITICAL"})
 
 
+def is_urgent(ticket: Ticket) -> bool:
+    """An EMERGENCY/CRITICAL field ticket: it is given a crew at once, not at the next plan."""
+    return ticket.priority in URGENT_PRIORITIES and ticket.kind in {k.value for k in FIELD_KINDS}
+
+
 def dispatch_urgent(session: Session, ticket: Ticket, source: str = "system") -> Assignment | None:
     """A new EMERGENCY/CRITICAL field ticket gets a crew at once (fast insertion); others wait for a plan."""
-    if ticket.priority not in URGENT_PRIORITIES or ticket.kind not in {k.value for k in FIELD_KINDS}:
+    if not is_urgent(ticket):
         return None
     return fast_insert(session, ticket, source)
 

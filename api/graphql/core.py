@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 import weakref
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -159,10 +160,16 @@ class BaseMutation(graphene.Mutation):
 
     @classmethod
     def mutate_now(cls, root: Any, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        return cls.guarded(info, partial(cls.perform, info, input))
+
+    @classmethod
+    def guarded(cls, info: Any, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run `work` (database work, in a worker thread) the way every mutation runs: a domain error becomes
+        `errors`; a lost race runs it again; anything else is rolled back and answered as INTERNAL."""
         session = info.context.session
         for attempt in range(RACE_RETRIES + 1):
             try:
-                result = cls.perform(info, input)
+                result = work()
                 result.setdefault("errors", [])
                 return result
             except DomainError as error:

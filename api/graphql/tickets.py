@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from functools import partial
 from typing import Any
 
+import anyio
 import graphene
 from graphene import relay
 
@@ -18,6 +21,7 @@ from api.graphql.core import (
     TicketKind,
     TicketStatus,
     UserError,
+    database_threads,
     decode_id,
     enum_value,
     list_page,
@@ -28,8 +32,8 @@ from api.permissions import may_read_ticket
 from core.errors import DomainError, ErrorCode
 from customers.incidents import list_incidents
 from dispatch import models
-from dispatch.intake import NewTicket, create_ticket
-from dispatch.planning import dispatch_urgent
+from dispatch.intake import IntakeResult, NewTicket, create_ticket
+from dispatch.planning import dispatch_urgent, is_urgent
 from dispatch.tickets import TicketFilter, cancel_ticket, get_ticket, is_overdue, list_tickets
 
 
@@ -242,9 +246,35 @@ class CreateTicket(BaseMutation):
     Output = CreateTicketPayload
 
     @classmethod
+    async def mutate(cls, root: Any, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        queue = info.context.services.intake_queue
+        if queue is None:  # no group commit (an app built without one): in a worker thread, as any mutation
+            return await super().mutate(root, info, input)
+        try:
+            report = cls.report(input)
+            # Written with the reports that arrive with it (dispatch/intake_queue.py); answered after its COMMIT.
+            result = await asyncio.wrap_future(queue.submit(report, info.context.principal.source))
+        except DomainError as error:
+            return {"errors": error.problems}
+        except Exception:  # noqa: BLE001 - logged with a reference, never a traceback in the answer
+            return cls.internal_error()
+        if not (result.created and is_urgent(result.ticket)):
+            return cls.payload(info, result)
+        # An emergency is given a crew at once: database work, in a worker thread like every mutation's.
+        return await anyio.to_thread.run_sync(partial(cls.guarded, info, partial(cls.dispatch, info, result)),
+                                              limiter=database_threads())
+
+    @classmethod
     def perform(cls, info: Any, input: Any) -> dict[str, Any]:  # noqa: A002
+        services = info.context.services
+        result = create_ticket(info.context.session, services.intake, cls.report(input),
+                               source=info.context.principal.source)
+        return cls.dispatch(info, result) if result.created and is_urgent(result.ticket) else cls.payload(info, result)
+
+    @staticmethod
+    def report(input: Any) -> NewTicket:  # noqa: A002
         location = input.get("location")
-        report = NewTicket(
+        return NewTicket(
             kind=enum_value(input["kind"]), channel=enum_value(input["channel"]), summary=input["summary"],
             description=input.get("description"), address=input.get("address"),
             lat=location["lat"] if location else None, lng=location["lng"] if location else None,
@@ -256,14 +286,25 @@ class CreateTicket(BaseMutation):
             preferred_channels=enum_value(input.get("preferred_channels")),
             client_request_id=input.get("client_request_id"),
         )
-        services = info.context.services
-        result = create_ticket(info.context.session, services.intake, report, source=info.context.principal.source)
-        if result.created and dispatch_urgent(info.context.session, result.ticket) is not None \
-                and services.replanner is not None:
-            services.replanner.request(result.ticket.region)
-        duplicate = result.ticket.duplicate_of_id
-        return {"ticket": result.ticket, "created": result.created,
-                "duplicate_of": get_ticket(info.context.session, duplicate) if duplicate else None}
+
+    @classmethod
+    def dispatch(cls, info: Any, result: IntakeResult) -> dict[str, Any]:
+        """Fast insertion of a new EMERGENCY/CRITICAL ticket, then a background re-plan of its region."""
+        session = info.context.session
+        # The ticket was written by the intake writer's session: this request's session takes it over as it is
+        # (no query), so the fast insertion's fresh read updates the very object the answer shows.
+        ticket = session.merge(result.ticket, load=False)
+        replanner = info.context.services.replanner
+        if dispatch_urgent(session, ticket) is not None and replanner is not None:
+            replanner.request(ticket.region)
+        return cls.payload(info, IntakeResult(ticket, result.created, result.warnings, result.duplicate_of))
+
+    @staticmethod
+    def payload(info: Any, result: IntakeResult) -> dict[str, Any]:
+        duplicate_of = result.duplicate_of
+        if duplicate_of is None and result.ticket.duplicate_of_id is not None:  # joined by the fast insertion
+            duplicate_of = get_ticket(info.context.session, result.ticket.duplicate_of_id)
+        return {"ticket": result.ticket, "created": result.created, "duplicate_of": duplicate_of, "errors": []}
 
 
 class CancelTicketInput(graphene.InputObjectType):

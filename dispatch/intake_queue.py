@@ -1,0 +1,112 @@
+"""Group commit for intake: the reports that arrive while the previous batch is being written are written
+together, in one transaction, by one writer thread.
+
+In a storm most of a report's cost is fixed per transaction (a connection, the idempotency and customer look-ups,
+the duplicate and incident analysis's reads, the change log's counter row, the COMMIT and its fsync); written
+together, the reports share them (dispatch.intake.create_tickets reads what the batch needs in a few set-based
+queries). A report waits for no timer: when the writer is free it takes whatever has arrived, so a lone report
+is written at once, and under load the batches grow by themselves.
+
+Every caller still gets its own answer, and only after the COMMIT (a write is durable before we answer). When a
+batch fails as a whole (a concurrent transaction stored one of its clientRequestIds first, a lost race, a fault),
+nothing of it was written: its reports are written again one by one, each getting its own answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from dispatch.intake import IntakeContext, IntakeResult, NewTicket, create_ticket, create_tickets
+from dispatch.locks import lost_a_race
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64  # reports per transaction: bounds how long a batch holds its locks
+# The writer thread ends after this long without reports (the next report starts it again). It needs no stopping:
+# a server that shuts down waits for its requests, and they for their batches.
+IDLE_SECONDS = 30.0
+SINGLE_TRIES = 3  # a report written alone runs again after a lost race (deadlock, serialization failure)
+# Called with the size of every batch written (api/metrics.py counts them: gridcrew_intake_batch_size).
+BATCH_OBSERVERS: list[Callable[[int], None]] = []
+
+
+@dataclass
+class _Item:
+    report: NewTicket
+    source: str
+    future: Future[IntakeResult]
+
+
+class IntakeQueue:
+    """Writes submitted reports in batches; `submit` answers a future of the report's IntakeResult (or its error)."""
+
+    def __init__(self, engine: Engine, context: IntakeContext, max_batch: int = MAX_BATCH,
+                 idle_seconds: float = IDLE_SECONDS) -> None:
+        self.engine = engine
+        self.context = context
+        self.max_batch = max_batch
+        self.idle_seconds = idle_seconds
+        self._items: list[_Item] = []
+        self._ready = threading.Condition()
+        self._running = False
+
+    def submit(self, report: NewTicket, source: str) -> Future[IntakeResult]:
+        future: Future[IntakeResult] = Future()
+        with self._ready:
+            self._items.append(_Item(report, source, future))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="intake-writer", daemon=True).start()
+            self._ready.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                if not self._items:
+                    self._ready.wait(self.idle_seconds)
+                if not self._items:
+                    self._running = False
+                    return
+                batch, self._items = self._items[:self.max_batch], self._items[self.max_batch:]
+            self._write(batch)
+
+    def _write(self, batch: list[_Item]) -> None:
+        for observe in BATCH_OBSERVERS:
+            observe(len(batch))
+        if len(batch) == 1:
+            self._write_alone(batch[0])
+            return
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                outcomes = create_tickets(session, self.context, [(i.report, i.source) for i in batch])
+        except Exception as error:  # noqa: BLE001 - nothing of the batch was written: one by one, then
+            log.info("intake batch of %d failed (%s): writing its reports one by one", len(batch),
+                     type(error).__name__)
+            for item in batch:
+                self._write_alone(item)
+            return
+        for item, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, IntakeResult):
+                item.future.set_result(outcome)
+            else:
+                item.future.set_exception(outcome)
+
+    def _write_alone(self, item: _Item) -> None:
+        for attempt in range(SINGLE_TRIES):
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    item.future.set_result(create_ticket(session, self.context, item.report, item.source))
+                return
+            except Exception as error:  # noqa: BLE001 - the caller answers it (a DomainError is the caller's input)
+                if attempt + 1 < SINGLE_TRIES and lost_a_race(error):
+                    continue
+                item.future.set_exception(error)
+                return

@@ -1,0 +1,93 @@
+"""Intake's group commit: reports submitted together are written together, and every caller still gets its own
+answer, after the COMMIT; a report that fails does not take the others down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from core.errors import DomainError
+from dispatch import intake_queue
+from dispatch.intake import IntakeContext, IntakeResult, NewTicket
+from dispatch.intake_queue import IntakeQueue
+from dispatch.models import Ticket
+
+
+def report(i: int, **extra: object) -> NewTicket:
+    values: dict[str, object] = dict(kind="FAULT_REPAIR", channel="APP", summary=f"停电 #{i}",
+                                     lat=30.5 + i * 0.01, lng=114.2, client_request_id=f"app-{i}")
+    values.update(extra)
+    return NewTicket(**values)  # type: ignore[arg-type]
+
+
+def test_every_caller_gets_its_own_stored_ticket(db: Engine, intake_context: IntakeContext) -> None:
+    sizes: list[int] = []
+    intake_queue.BATCH_OBSERVERS.append(sizes.append)
+    try:
+        queue = IntakeQueue(db, intake_context)
+        start = threading.Barrier(12)
+        futures: dict[int, Future[IntakeResult]] = {}
+
+        def caller(i: int) -> None:
+            start.wait()
+            futures[i] = queue.submit(report(i), "app")
+
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        answers = {i: future.result(timeout=60) for i, future in futures.items()}
+    finally:
+        intake_queue.BATCH_OBSERVERS.remove(sizes.append)
+    assert all(a.created and a.ticket.summary == f"停电 #{i}" for i, a in answers.items())
+    assert len({a.ticket.id for a in answers.values()}) == 12
+    assert sum(sizes) == 12  # written in as many batches as the writer found them, none twice
+    with Session(db) as session:  # answered after the COMMIT: another session reads them all
+        stored = session.exec(select(Ticket.client_request_id)).all()
+    assert sorted(stored) == sorted(f"app-{i}" for i in range(12))
+
+
+def test_a_retried_report_is_answered_with_the_first_ticket(db: Engine, intake_context: IntakeContext) -> None:
+    queue = IntakeQueue(db, intake_context)
+    first = queue.submit(report(1), "app").result(timeout=60)
+    again = [queue.submit(report(1), "app") for _ in range(3)]
+    assert [f.result(timeout=60).ticket.id for f in again] == [first.ticket.id] * 3
+    assert not any(f.result().created for f in again)
+
+
+def test_a_bad_report_among_good_ones_gets_its_errors_and_the_others_are_stored(
+        db: Engine, intake_context: IntakeContext) -> None:
+    queue = IntakeQueue(db, intake_context)
+    futures = [queue.submit(report(i, lat=91.0 if i == 2 else 30.5 + i * 0.01), "app") for i in range(5)]
+    with pytest.raises(DomainError) as error:
+        futures[2].result(timeout=60)
+    assert error.value.problems[0].field == ["location"]
+    assert all(f.result(timeout=60).created for i, f in enumerate(futures) if i != 2)
+    with Session(db) as session:
+        assert len(session.exec(select(Ticket)).all()) == 4
+
+
+def test_a_batch_that_loses_a_race_on_a_request_id_is_written_again_one_by_one(
+        db: Engine, intake_context: IntakeContext) -> None:
+    # Another server process is storing report 3 (same clientRequestId) right now; its transaction commits while
+    # our batch waits on the unique index: the batch fails whole, then each report is written alone.
+    queue = IntakeQueue(db, intake_context)
+    with Session(db, expire_on_commit=False) as other:
+        rival = Ticket(kind="FAULT_REPAIR", channel="APP", priority="NORMAL", summary="停电 #3", area_type="URBAN",
+                       client_request_id="app-3")
+        other.add(rival)
+        other.flush()
+        futures = [queue.submit(report(i), "app") for i in range(6)]
+        time.sleep(0.5)  # the writer reaches the INSERT and waits for the rival's transaction
+        other.commit()
+    answers = [f.result(timeout=60) for f in futures]
+    assert answers[3].ticket.id == rival.id and not answers[3].created
+    assert all(a.created for i, a in enumerate(answers) if i != 3)
+    with Session(db) as session:
+        assert len(session.exec(select(Ticket)).all()) == 6
