@@ -28,7 +28,8 @@ class Incident(SQLModel, table=True):
 class Ticket(SQLModel, table=True):
     __table_args__ = (
         Index("ix_ticket_status_priority", "status", "priority"),
-        # Service-quality aggregations (migration 0003) and intake's look-ups by place and time (0005).
+        # Service-quality aggregations (migration 0003) and intake's look-ups by place and time (0005); these
+        # also serve the look-ups by their first column alone (0011 dropped the single-column copies).
         Index("ix_ticket_created_kind", "created_at", "kind"),
         Index("ix_ticket_phone_created", "contact_phone", "created_at"),
         Index("ix_ticket_account_created", "account_number", "created_at"),
@@ -37,7 +38,7 @@ class Ticket(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=20, index=True)
+    kind: str = Field(max_length=20)
     channel: str = Field(max_length=20)
     priority: str = Field(max_length=20)
     status: str = Field(default=TicketStatus.NEW, max_length=20)
@@ -48,7 +49,7 @@ class Ticket(SQLModel, table=True):
     lng: float | None = None
     area_type: str = Field(max_length=10)
     branch: str | None = Field(default=None, max_length=64, index=True)
-    region: str = Field(default="default", max_length=64, index=True)
+    region: str = Field(default="default", max_length=64)
     required_skills: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     needs_generator: bool = False
     critical_load_kw: float | None = None
@@ -60,13 +61,13 @@ class Ticket(SQLModel, table=True):
     # switching before the repair, tree trimming before line work), and only once that one is planned.
     depends_on_id: int | None = None
     depends_gap_minutes: int = 0
-    account_number: str | None = Field(default=None, max_length=64, index=True)
+    account_number: str | None = Field(default=None, max_length=64)
     contact_name: str | None = Field(default=None, max_length=200)
-    contact_phone: str | None = Field(default=None, max_length=32, index=True)
+    contact_phone: str | None = Field(default=None, max_length=32)
     phone_last4: str | None = Field(default=None, max_length=4)
     preferred_channels: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     client_request_id: str | None = Field(default=None, max_length=200, unique=True)
-    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     respond_by: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     resolve_by: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
@@ -127,7 +128,7 @@ class DispatchPlan(SQLModel, table=True):
     __tablename__ = "dispatch_plan"
 
     id: int | None = Field(default=None, primary_key=True)
-    region: str = Field(default="default", max_length=64, index=True)
+    region: str = Field(default="default", max_length=64)
     status: str = Field(default=PlanStatus.PROPOSED, max_length=20)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Plan start: planned minutes in the optimizer are counted from here.
