@@ -4,18 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench-solomon bench-storm bench-redispatch bench-scale bench-intake bench-quality \
+.PHONY: demo test install lint lock audit bench-solomon bench-storm bench-redispatch bench-scale bench-intake bench-quality \
 	bench-fanout bench-relay bench-sync bench-storm-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+# -c: the exact versions of requirements.lock, so every install (CI's included) gets what was tested and audited.
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Rewrites requirements.lock from what .venv has installed (see its header for moving a pin).
+lock: $(BIN)/python
+	$(BIN)/python tools/lock_deps.py
+
+# Known advisories against requirements.lock: pip-audit when its service answers, else tools/advisories/.
+audit: $(STAMP)
+	$(BIN)/python tools/audit_deps.py
 
 demo: $(STAMP)
 	$(BIN)/gridcrew demo

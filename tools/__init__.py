@@ -1,0 +1,1 @@
+"""Maintenance scripts run from the Makefile (`make lock`, `make audit`); not part of the installed product."""
