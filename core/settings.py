@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_query_complexity: int = Field(default=1000, ge=1)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     sync_max_batch: int = Field(default=500, ge=1)
+    # createTicket's group commit (dispatch/intake_queue.py): writer threads per process, reports per transaction.
+    intake_writers: int = Field(default=4, ge=1, le=32)
+    intake_max_batch: int = Field(default=8, ge=1, le=500)
     # Public fields (trackTicket, submitFeedback, outageSummary, ticketUpdated) per client IP and minute
     # (api/ratelimit.py): in Redis when REDIS_URL is set, shared by every worker; else in this process.
     public_rate_limit_per_minute: int = Field(default=60, ge=1)

@@ -1,11 +1,13 @@
 """Group commit for intake: the reports that arrive while the previous batch is being written are written
-together, in one transaction, by one writer thread.
+together, in one transaction, by a writer thread (more writers start while reports keep queueing: a storm).
 
 In a storm most of a report's cost is fixed per transaction (a connection, the idempotency and customer look-ups,
 the duplicate and incident analysis's reads, the change log's counter row, the COMMIT and its fsync); written
 together, the reports share them (dispatch.intake.create_tickets reads what the batch needs in a few set-based
-queries). A report waits for no timer: when the writer is free it takes whatever has arrived, so a lone report
-is written at once, and under load the batches grow by themselves.
+queries). A report waits for no timer: when a writer is free it takes whatever has arrived (up to MAX_BATCH),
+so a lone report is written at once, and under load the batches grow by themselves. Batches stay small because
+a batch holds the rows it locks (the incidents its reports join) until its COMMIT, and device pushes and plan
+commits wait for them.
 
 Every caller still gets its own answer, and only after the COMMIT (a write is durable before we answer). When a
 batch fails as a whole (a concurrent transaction stored one of its clientRequestIds first, a lost race, a fault),
@@ -28,7 +30,10 @@ from dispatch.locks import lost_a_race
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 64  # reports per transaction: bounds how long a batch holds its locks
+MAX_BATCH = 8  # reports per transaction: bounds how long a batch holds the rows it locks (a storm)
+# Writer threads: a second one starts only when more reports wait than the running ones take in a batch, so a
+# quiet process writes in one thread; in a storm, while one batch waits on the database, another is written.
+WRITERS = 4
 # The writer thread ends after this long without reports (the next report starts it again). It needs no stopping:
 # a server that shuts down waits for its requests, and they for their batches.
 IDLE_SECONDS = 30.0
@@ -48,21 +53,22 @@ class IntakeQueue:
     """Writes submitted reports in batches; `submit` answers a future of the report's IntakeResult (or its error)."""
 
     def __init__(self, engine: Engine, context: IntakeContext, max_batch: int = MAX_BATCH,
-                 idle_seconds: float = IDLE_SECONDS) -> None:
+                 idle_seconds: float = IDLE_SECONDS, writers: int = WRITERS) -> None:
         self.engine = engine
         self.context = context
         self.max_batch = max_batch
         self.idle_seconds = idle_seconds
+        self.writers = writers
         self._items: list[_Item] = []
         self._ready = threading.Condition()
-        self._running = False
+        self._running = 0  # writer threads
 
     def submit(self, report: NewTicket, source: str) -> Future[IntakeResult]:
         future: Future[IntakeResult] = Future()
         with self._ready:
             self._items.append(_Item(report, source, future))
-            if not self._running:
-                self._running = True
+            if self._running < self.writers and len(self._items) > self._running * self.max_batch:
+                self._running += 1
                 threading.Thread(target=self._run, name="intake-writer", daemon=True).start()
             self._ready.notify()
         return future
@@ -73,7 +79,7 @@ class IntakeQueue:
                 if not self._items:
                     self._ready.wait(self.idle_seconds)
                 if not self._items:
-                    self._running = False
+                    self._running -= 1
                     return
                 batch, self._items = self._items[:self.max_batch], self._items[self.max_batch:]
             self._write(batch)

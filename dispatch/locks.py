@@ -53,6 +53,7 @@ POLITE_LOCK_MS = 200  # well under deadlock_timeout (1 s by default)
 POLITE_STATEMENT_MS = 700
 POLITE_TRIES = 50  # then wait like anyone else (up to some 12 s of trying)
 HELD_KEY = "gridcrew.locked_tickets"
+TIMEOUTS_KEY = "gridcrew.own_timeouts"
 
 
 def is_postgresql(session: Session) -> bool:
@@ -86,7 +87,7 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
     generators = sorted({int(g) for g in generator_ids if g is not None})
     if not (ids or generators):
         return  # all of them held already in this transaction (intake marking several reports duplicate)
-    before = session.execute(text("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")).one()
+    before = _own_timeouts(session)
     for attempt in range(POLITE_TRIES):
         try:
             with session.begin_nested():
@@ -110,6 +111,18 @@ def _held(session: Session) -> set[int]:
     entry = session.info.get(HELD_KEY)
     if entry is None or entry[0] is not transaction:
         entry = session.info[HELD_KEY] = (transaction, set())
+    return entry[1]
+
+
+def _own_timeouts(session: Session) -> tuple[str, str]:
+    """The connection's lock and statement timeouts, read once a transaction (`lock_rows` puts them back after
+    every polite attempt, so they stay what they were; intake's batches call it once per grouped report)."""
+    transaction = session.get_transaction()
+    entry = session.info.get(TIMEOUTS_KEY)
+    if entry is None or entry[0] is not transaction:
+        row = session.execute(text("SELECT current_setting('lock_timeout'), "
+                                   "current_setting('statement_timeout')")).one()
+        entry = session.info[TIMEOUTS_KEY] = (transaction, (str(row[0]), str(row[1])))
     return entry[1]
 
 
