@@ -176,7 +176,8 @@ def create_tickets(session: Session, context: IntakeContext, reports: Sequence[t
 
     Each report is analysed as if the ones before it had come alone and first (duplicates, incidents). A
     `client_request_id` seen before (or earlier in the batch) answers the first ticket. Raises IntegrityError when
-    a concurrent transaction stored one of the request ids first; nothing of the batch is written then.
+    a concurrent transaction stored one of the request ids first (or, for a lone report, any transaction did:
+    create_ticket answers that one); nothing of the batch is written then.
     """
     outcomes: list[IntakeResult | DomainError | None] = [None] * len(reports)
     drafts: list[_Draft] = []
@@ -185,9 +186,11 @@ def create_tickets(session: Session, context: IntakeContext, reports: Sequence[t
             drafts.append(_draft(context, report, source, index))
         except DomainError as error:
             outcomes[index] = error
+    # A batch looks its request ids up first (one replay would otherwise fail the whole batch on the unique
+    # index); a lone report tries the insert first, which saves the common case the look-up (create_ticket).
     request_ids = sorted({d.report.client_request_id for d in drafts if d.report.client_request_id})
     known = {t.client_request_id: t for t in session.exec(select(Ticket).where(
-        col(Ticket.client_request_id).in_(request_ids)))} if request_ids else {}
+        col(Ticket.client_request_id).in_(request_ids)))} if request_ids and len(reports) > 1 else {}
     new: list[_Draft] = []
     for draft in drafts:
         request_id = draft.report.client_request_id

@@ -302,7 +302,7 @@ class CreateTicket(BaseMutation):
     @staticmethod
     def payload(info: Any, result: IntakeResult) -> dict[str, Any]:
         duplicate_of = result.duplicate_of
-        if duplicate_of is None and result.ticket.duplicate_of_id is not None:  # joined by the fast insertion
+        if duplicate_of is None and result.ticket.duplicate_of_id is not None:  # (a result from elsewhere)
             duplicate_of = get_ticket(info.context.session, result.ticket.duplicate_of_id)
         return {"ticket": result.ticket, "created": result.created, "duplicate_of": duplicate_of, "errors": []}
 
