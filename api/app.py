@@ -71,8 +71,9 @@ def build_services(settings: Settings, engine: Engine | None = None, background:
     engine = engine or get_engine()
     intake = IntakeContext(rules=load_rules(settings.rules_file), region=load_region(settings.region_file),
                            geocoder=make_geocoder(settings.geocoder_url))
+    replanner = Replanner(engine, min_interval_s=settings.replan_min_interval_seconds) if background else None
     services = Services(engine=engine, intake=intake, max_page_size=settings.max_page_size,
-                        replanner=Replanner(engine) if background else None, settings=settings,
+                        replanner=replanner, settings=settings,
                         sync_max_batch=settings.sync_max_batch,
                         live=LiveUpdates(engine, redis_url=settings.redis_url, mqtt_url=settings.mqtt_url),
                         rate_limiter=RateLimiter(settings.public_rate_limit_per_minute, settings.redis_url),

@@ -10,7 +10,8 @@
 * `gridcrew_intake_batch_size`: reports written per intake transaction (dispatch/intake_queue.py); batches grow
   with the call rate.
 * `gridcrew_replan_runs_total{outcome}`: background re-plans (dispatch/replanner.py): committed, unchanged,
-  retried (lost a deadlock and ran again), failed (the committed plan stayed; alert when it grows).
+  retried (lost a deadlock and ran again), failed (the committed plan stayed; alert when it grows), deferred (a
+  plan of the region was committed less than the minimum interval ago, by any process).
 * Read from the database at each scrape, so any worker answers for all: the notification outbox
   (`gridcrew_notification_outbox_pending`, `..._oldest_pending_seconds`, `..._failed`), the live-updates outbox
   (`gridcrew_live_outbox_backlog`: changes committed but not yet relayed; `..._oldest_seconds`) and sync lag
@@ -73,7 +74,8 @@ SOLVES = Histogram("gridcrew_optimizer_solve_seconds", "optimizer solve time", [
 
 INTAKE_BATCHES = Histogram("gridcrew_intake_batch_size", "reports written per intake transaction (group commit)",
                            buckets=(1, 2, 4, 8, 16, 32, 64))
-REPLANS = Counter("gridcrew_replan_runs", "background re-plans by outcome (committed, unchanged, retried, failed)",
+REPLANS = Counter("gridcrew_replan_runs", "background re-plans by outcome (committed, unchanged, retried, failed, "
+                  "deferred)",
                   ["outcome"])
 
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # createTicket's group commit (dispatch/intake_queue.py): writer threads per process, reports per transaction.
     intake_writers: int = Field(default=4, ge=1, le=32)
     intake_max_batch: int = Field(default=8, ge=1, le=500)
+    # Background re-plans of a region after emergencies (dispatch/replanner.py): at most one this often, whichever
+    # process committed the last plan (each emergency already has its crew from the fast insertion).
+    replan_min_interval_seconds: float = Field(default=60.0, ge=0)
     # Public fields (trackTicket, submitFeedback, outageSummary, ticketUpdated) per client IP and minute
     # (api/ratelimit.py): in Redis when REDIS_URL is set, shared by every worker; else in this process.
     public_rate_limit_per_minute: int = Field(default=60, ge=1)

@@ -1,5 +1,8 @@
 """Background re-optimisation: after an emergency's fast insertion, a worker thread re-plans its region
-outside the request path and replaces the committed plan only when it finds a better one. Every
+outside the request path and replaces the committed plan only when it finds a better one. A region is re-planned
+at most once every ``min_interval_s`` (its committed plan's age counts, whichever process committed it): in a
+storm emergencies come every few seconds, each already has its crew from the fast insertion, and back-to-back
+re-plans in every process would take the CPU that intake and the crews' devices need. Every
 ``overrun_check_s`` the same thread also looks for jobs overrunning their planned finish without a report from the
 device (dispatch.events.overruns_by_time) on every region it has seen, and re-plans those regions. A run that
 loses a deadlock runs again a few times (dispatch/locks.py says why that should be rare)."""
@@ -15,13 +18,15 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from core.clock import utcnow
 from dispatch.events import overruns_by_time
 from dispatch.locks import lost_a_race
-from dispatch.planning import reoptimize_if_better
+from dispatch.planning import committed_plan, reoptimize_if_better
 
 log = logging.getLogger(__name__)
 RACE_RETRIES = 3  # runs again after a lost deadlock / serialization failure, then gives up until the next request
-# Called with (region, outcome) for every background run and every retry: committed, unchanged, retried, failed.
+# Called with (region, outcome) for every background run and every retry: committed, unchanged, retried, failed,
+# deferred (another process committed a plan of the region less than min_interval_s ago).
 # api/metrics.py counts them.
 RUN_OBSERVERS: list[Callable[[str, str], None]] = []
 
@@ -35,11 +40,13 @@ class Replanner:
     """One worker thread; requests for a region already waiting are merged into one run."""
 
     def __init__(self, engine: Engine, time_limit_s: float = 5.0, overrun_check_s: float | None = 300.0,
-                 regions: tuple[str, ...] = ("default",)) -> None:
+                 regions: tuple[str, ...] = ("default",), min_interval_s: float = 0.0) -> None:
         self.engine, self.time_limit_s, self.overrun_check_s = engine, time_limit_s, overrun_check_s
+        self.min_interval_s = min_interval_s
         self.regions: set[str] = set(regions)  # regions whose overruns are checked (grows with requests)
         self._next_check = time.monotonic() + (overrun_check_s or 0.0)
-        self._pending: list[str] = []
+        self._due: dict[str, float] = {}  # region -> when its waiting re-plan may run (requests merge into it)
+        self._last_run: dict[str, float] = {}
         self._wake = threading.Condition()
         self._stopped = False
         self._thread = threading.Thread(target=self._work, name="gridcrew-replanner", daemon=True)
@@ -48,8 +55,8 @@ class Replanner:
     def request(self, region: str) -> None:
         with self._wake:
             self.regions.add(region)
-            if region not in self._pending:
-                self._pending.append(region)
+            if region not in self._due:
+                self._due[region] = max(time.monotonic(), self._last_run.get(region, -1e18) + self.min_interval_s)
             self._wake.notify()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -61,18 +68,46 @@ class Replanner:
     def _work(self) -> None:
         while True:
             with self._wake:
-                while not self._pending and not self._stopped and not self._check_due():
+                while not self._stopped and not self._ready() and not self._check_due():
                     self._wake.wait(self._wait_s())
                 if self._stopped:
                     return
-                region = self._pending.pop(0) if self._pending else None
+                ready = self._ready()
+                region = min(ready, key=lambda r: self._due[r]) if ready else None
+                if region is not None:
+                    del self._due[region]
                 regions = sorted(self.regions) if region is None else []
             if region is None:
                 self._next_check = time.monotonic() + (self.overrun_check_s or 0.0)
                 for r in regions:
                     self.check_overruns(r)
                 continue
+            wait = self._plan_wait(region)
+            if wait > 0:  # another process committed a plan of this region a moment ago
+                with self._wake:
+                    self._due[region] = min(self._due.get(region, float("inf")), time.monotonic() + wait)
+                _observe(region, "deferred")
+                continue
+            with self._wake:  # requests arriving while it runs are due an interval after its start
+                self._last_run[region] = time.monotonic()
             self.replan(region)
+
+    def _ready(self) -> list[str]:
+        now = time.monotonic()
+        return [r for r, due in self._due.items() if due <= now]
+
+    def _plan_wait(self, region: str) -> float:
+        """Seconds until the region's committed plan is ``min_interval_s`` old (0: re-plan now)."""
+        if self.min_interval_s <= 0:
+            return 0.0
+        try:
+            with Session(self.engine) as session:
+                plan = committed_plan(session, region)
+        except Exception:  # the database is away: the re-plan itself will say so
+            return 0.0
+        if plan is None:
+            return 0.0
+        return max(0.0, self.min_interval_s - (utcnow() - plan.created_at).total_seconds())
 
     def replan(self, region: str) -> str:
         """One background re-plan of ``region``; its outcome: committed, unchanged or failed.
@@ -102,7 +137,8 @@ class Replanner:
         return self.overrun_check_s is not None and time.monotonic() >= self._next_check
 
     def _wait_s(self) -> float | None:
-        return None if self.overrun_check_s is None else max(0.01, self._next_check - time.monotonic())
+        times = list(self._due.values()) + ([self._next_check] if self.overrun_check_s is not None else [])
+        return max(0.01, min(times) - time.monotonic()) if times else None
 
     def check_overruns(self, region: str) -> bool:
         """Re-plan ``region`` if jobs overrun their planned finish (found by time passing); True if it did."""
