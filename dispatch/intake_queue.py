@@ -1,13 +1,13 @@
 """Group commit for intake: the reports that arrive while the previous batch is being written are written
 together, in one transaction, by a writer thread (more writers start while reports keep queueing: a storm).
 
-In a storm most of a report's cost is fixed per transaction (a connection, the idempotency and customer look-ups,
-the duplicate and incident analysis's reads, the change log's counter row, the COMMIT and its fsync); written
-together, the reports share them (dispatch.intake.create_tickets reads what the batch needs in a few set-based
-queries). A report waits for no timer: when a writer is free it takes whatever has arrived (up to MAX_BATCH),
-so a lone report is written at once, and under load the batches grow by themselves. Batches stay small because
-a batch holds the rows it locks (the incidents its reports join) until its COMMIT, and device pushes and plan
-commits wait for them.
+Part of a report's cost is fixed per transaction (a connection, the idempotency and customer look-ups, the
+duplicate and incident analysis's reads, the change log's counter row, the COMMIT and its fsync); written
+together, the reports share it (dispatch.intake.create_tickets reads what the batch needs in a few set-based
+queries; grouping a report into its incident is still paid per report). A report waits for no timer: when a
+writer is free it takes whatever has arrived (up to MAX_BATCH), so a lone report is written at once, and under
+load the batches grow by themselves. Batches stay small because a batch holds the rows it locks (the incidents
+its reports join) until its COMMIT, and device pushes and plan commits wait for them.
 
 Every caller still gets its own answer, and only after the COMMIT (a write is durable before we answer). When a
 batch fails as a whole (a concurrent transaction stored one of its clientRequestIds first, a lost race, a fault),
@@ -34,7 +34,7 @@ MAX_BATCH = 8  # reports per transaction: bounds how long a batch holds the rows
 # Writer threads: a second one starts only when more reports wait than the running ones take in a batch, so a
 # quiet process writes in one thread; in a storm, while one batch waits on the database, another is written.
 WRITERS = 4
-# The writer thread ends after this long without reports (the next report starts it again). It needs no stopping:
+# A writer thread ends after this long without reports (the next report starts one again). It needs no stopping:
 # a server that shuts down waits for its requests, and they for their batches.
 IDLE_SECONDS = 30.0
 SINGLE_TRIES = 3  # a report written alone runs again after a lost race (deadlock, serialization failure)
