@@ -269,13 +269,9 @@ def _read_network(session: Session, feeder: str | None) -> Network | None:
                    customers_on_transformer=counts)
 
 
-def find_customer(session: Session, account_number: str | None, phone: str | None) -> Customer | None:
-    """The customer behind a report: by account number first, else by phone (when it names one customer)."""
-    return find_customers(session, [(account_number, phone)])[0]
-
-
 def find_customers(session: Session, callers: list[tuple[str | None, str | None]]) -> list[Customer | None]:
-    """`find_customer` for many reports (account number, phone) in one query: intake reads a batch at once."""
+    """The customer behind each report (account number, phone): by account number first, else by phone when it
+    names one customer; one query for them all (intake reads a batch at once)."""
     wanted = [(account.strip() if account else None, normalise_phone(phone) if phone else None)
               for account, phone in callers]
     accounts = sorted({a for a, _ in wanted if a})

@@ -49,11 +49,6 @@ class Batch:
     calls: list[Any] = field(default_factory=list)  # open fault reports of the batch's windows (light rows)
 
 
-def process_report(session: Session, ticket: Ticket, settings: CustomerSettings | None = None) -> Ticket | None:
-    """Run at intake on a new, flushed ticket (same transaction). Returns the ticket it joined, if any."""
-    return process_reports(session, [ticket], settings)[0]
-
-
 def process_reports(session: Session, tickets: list[Ticket], settings: CustomerSettings | None = None,
                     ) -> list[Ticket | None]:
     """The trouble-call analysis of new, flushed tickets of one transaction, in their order: link each to its

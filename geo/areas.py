@@ -70,11 +70,8 @@ class PolygonGeometry(_Model):
 
     @cached_property
     def rings(self) -> list[list[np.ndarray]]:
-        """`polygons()`, built once: every located report is tested against them."""
-        return self.polygons()
-
-    def polygons(self) -> list[list[np.ndarray]]:
-        """Each polygon as a list of (n, 2) [lng, lat] ring arrays: outer ring first, then holes."""
+        """Each polygon as a list of (n, 2) [lng, lat] ring arrays, outer ring first, then holes; built once (every
+        located report is tested against them)."""
         raw = [self.coordinates] if self.type == "Polygon" else self.coordinates
         return [[np.asarray(ring, dtype=float)[:, :2] for ring in polygon] for polygon in raw]
 
