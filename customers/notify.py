@@ -198,36 +198,43 @@ def enqueue(session: Session, change: Change, recipients: Iterable[Recipient], n
 
     Runs in the caller's transaction (the change and its notifications commit together). Returns rows offered.
     """
+    return enqueue_many(session, [(change, recipients, now)], settings)
+
+
+def enqueue_many(session: Session, changes: Iterable[tuple[Change, Iterable[Recipient], datetime | None]],
+                 settings: CustomerSettings | None = None) -> int:
+    """`enqueue` for several changes, each with its recipients and time (None: now), in one insert."""
     settings = settings or get_customer_settings()
-    now = now or utcnow()
-    bodies: dict[str, tuple[str, str | None]] = {}
     rows: list[dict[str, object]] = []
     seen: set[str] = set()
-    urgent_kind = change.kind in URGENT_KINDS
-    for recipient in recipients:
-        if recipient.language not in bodies:
-            try:
-                bodies[recipient.language] = (render(change.kind, recipient.language, change.values), None)
-            except TemplateError as error:
-                log.error("notification %s not rendered: %s", change.kind, error)
-                bodies[recipient.language] = ("", str(error)[:500])
-        body, error = bodies[recipient.language]
-        urgent = urgent_kind or recipient.critical
-        held = None if urgent else quiet_until(now, recipient.quiet_hours, settings)
-        for channel, address in recipient.addresses.items():
-            key = f"{change.kind}:{change.scope}:{change.stamp}:{recipient.key}:{channel}"[:200]
-            if key in seen:
-                continue
-            seen.add(key)
-            rows.append({
-                "dedup_key": key, "kind": change.kind, "channel": channel, "recipient": address[:200],
-                "customer_id": recipient.customer_id, "ticket_id": change.ticket_id,
-                "incident_id": change.incident_id, "planned_outage_id": change.planned_outage_id,
-                "language": recipient.language, "body": body, "urgent": urgent,
-                # A message that can't be rendered is kept, visibly FAILED, rather than sent blank or dropped.
-                "status": "FAILED" if error else "PENDING", "attempts": 0, "last_error": error,
-                "next_attempt_at": held or now, "created_at": now, "sent_at": None,
-            })
+    for change, recipients, at in changes:
+        now = at or utcnow()
+        bodies: dict[str, tuple[str, str | None]] = {}
+        urgent_kind = change.kind in URGENT_KINDS
+        for recipient in recipients:
+            if recipient.language not in bodies:
+                try:
+                    bodies[recipient.language] = (render(change.kind, recipient.language, change.values), None)
+                except TemplateError as error:
+                    log.error("notification %s not rendered: %s", change.kind, error)
+                    bodies[recipient.language] = ("", str(error)[:500])
+            body, error = bodies[recipient.language]
+            urgent = urgent_kind or recipient.critical
+            held = None if urgent else quiet_until(now, recipient.quiet_hours, settings)
+            for channel, address in recipient.addresses.items():
+                key = f"{change.kind}:{change.scope}:{change.stamp}:{recipient.key}:{channel}"[:200]
+                if key in seen:
+                    continue
+                seen.add(key)
+                rows.append({
+                    "dedup_key": key, "kind": change.kind, "channel": channel, "recipient": address[:200],
+                    "customer_id": recipient.customer_id, "ticket_id": change.ticket_id,
+                    "incident_id": change.incident_id, "planned_outage_id": change.planned_outage_id,
+                    "language": recipient.language, "body": body, "urgent": urgent,
+                    # A message that can't be rendered is kept, visibly FAILED, rather than sent blank or dropped.
+                    "status": "FAILED" if error else "PENDING", "attempts": 0, "last_error": error,
+                    "next_attempt_at": held or now, "created_at": now, "sent_at": None,
+                })
     if rows:
         insert_ignoring_duplicates(session, rows)
     return len(rows)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from customers.notify import (
     Change,
     Recipient,
     enqueue,
+    enqueue_many,
     local_time,
     recipient_from_fields,
     recipient_of_caller,
@@ -119,25 +121,37 @@ def _callers(session: Session, tickets: Sequence[Ticket]) -> list[Recipient]:
     return found
 
 
+def recipients_of_tickets(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[Recipient]]:
+    """Who hears of each ticket: its caller and the callers of reports that joined it as duplicates (one query
+    for them all: every status change of a field ticket asks, and a plan changes hundreds)."""
+    found: dict[int, list[Recipient]] = {}
+    for start in range(0, len(ticket_ids), 500):
+        chunk = list(ticket_ids[start:start + 500])
+        rows = session.exec(
+            select(Ticket.id, Ticket.duplicate_of_id, Ticket.contact_phone, Ticket.preferred_channels, Customer.id,
+                   Customer.account_number, Customer.phone, Customer.email, Customer.language,
+                   Customer.preferred_channels, Customer.critical, Customer.quiet_hours)
+            .select_from(Ticket)
+            .outerjoin(TicketCustomer, col(TicketCustomer.ticket_id) == Ticket.id)
+            .outerjoin(Customer, col(Customer.id) == TicketCustomer.customer_id)
+            .where(or_(col(Ticket.id).in_(chunk), col(Ticket.duplicate_of_id).in_(chunk)))
+            .order_by(col(Ticket.id)))
+        wanted = set(chunk)
+        for ticket_id, duplicate_of, phone, channels, *customer in rows:
+            # A ticket asked for is its own original even if it is a duplicate of another ticket asked for.
+            original = ticket_id if ticket_id in wanted else duplicate_of
+            recipient = recipient_from_fields(*customer) if customer[0] is not None else \
+                recipient_of_caller(phone, channels)
+            if recipient is not None:
+                found.setdefault(original, []).append(recipient)
+            if ticket_id in wanted and duplicate_of in wanted and recipient is not None:
+                found.setdefault(duplicate_of, []).append(recipient)
+    return {ticket_id: _unique(recipients) for ticket_id, recipients in found.items()}
+
+
 def ticket_recipients(session: Session, ticket: Ticket) -> list[Recipient]:
-    """The caller of the ticket and the callers of reports that joined it as duplicates (one query: every
-    status change of a field ticket asks)."""
-    rows = session.exec(
-        select(Ticket.contact_phone, Ticket.preferred_channels, Customer.id, Customer.account_number, Customer.phone,
-               Customer.email, Customer.language, Customer.preferred_channels, Customer.critical,
-               Customer.quiet_hours)
-        .select_from(Ticket)
-        .outerjoin(TicketCustomer, col(TicketCustomer.ticket_id) == Ticket.id)
-        .outerjoin(Customer, col(Customer.id) == TicketCustomer.customer_id)
-        .where(or_(Ticket.id == ticket.id, Ticket.duplicate_of_id == ticket.id))
-        .order_by(col(Ticket.id)))
-    found: list[Recipient] = []
-    for phone, channels, *customer in rows:
-        recipient = recipient_from_fields(*customer) if customer[0] is not None else \
-            recipient_of_caller(phone, channels)
-        if recipient is not None:
-            found.append(recipient)
-    return _unique(found)
+    """The caller of the ticket and the callers of reports that joined it as duplicates."""
+    return recipients_of_tickets(session, [ticket.id or 0]).get(ticket.id or 0, [])
 
 
 def devices_under(session: Session, device: str) -> tuple[list[str], list[str]]:
@@ -187,23 +201,85 @@ def _unique(recipients: Iterable[Recipient]) -> list[Recipient]:
 def ticket_changed(session: Session, ticket: Ticket, at: datetime | None = None,
                    settings: CustomerSettings | None = None) -> None:
     """Publish what changed on a field ticket: crew assigned with ETA, ETA moved, on site, ETR (moved by more
-    than the margin), restored; then bring its incident up to date."""
+    than the margin), restored; then bring its incident up to date.
+
+    Inside `publishing_together` the ticket is only noted, and published with the others at its end."""
     if ticket.id is None or ticket.kind not in FIELD or ticket.duplicate_of_id is not None:
         return
     if ticket.status == TicketStatus.CANCELLED:
         release_duplicates(session, ticket)
-    if ticket.status == TicketStatus.NEW and ticket.eta is None and ticket.incident_id is None and ticket.etr is None:
-        return  # a fresh report: nothing to tell yet (intake stays cheap)
-    settings = settings or get_customer_settings()
-    at = at or utcnow()
-    with session.no_autoflush:  # these reads don't need the ticket's new state: it is written once, below
-        # A publication made earlier in this transaction may not be flushed yet: `get` would not see it.
-        fresh: dict[int, TicketPublication] = session.info.setdefault(NEW_PUBLICATIONS_KEY, {})
-        publication = fresh.get(ticket.id) or session.get(TicketPublication, ticket.id)
-        etr = estimate_etr(session, ticket, settings)
-    if publication is None:
-        publication = TicketPublication(ticket_id=ticket.id, published_at=at)
-        fresh[ticket.id] = publication
+    noted: dict[int, tuple[Ticket, datetime | None, CustomerSettings | None]] | None = \
+        session.info.get(TOGETHER_KEY)
+    if noted is not None:
+        noted[ticket.id] = (ticket, at, settings)
+        return
+    _publish(session, [(ticket, at, settings)])
+
+
+@contextmanager
+def publishing_together(session: Session) -> Iterator[None]:
+    """Within the block, changed tickets are noted; at its end each is published once, from its final state,
+    with one read of their publications, one of their recipients and one insert of their notifications
+    (a plan commit changes hundreds of tickets). Nested blocks publish with the outermost."""
+    if TOGETHER_KEY in session.info:
+        yield
+        return
+    noted: dict[int, tuple[Ticket, datetime | None, CustomerSettings | None]] = {}
+    session.info[TOGETHER_KEY] = noted
+    try:
+        yield
+    finally:
+        session.info.pop(TOGETHER_KEY, None)
+    _publish(session, [entry for entry in noted.values()
+                       if entry[0].kind in FIELD and entry[0].duplicate_of_id is None])
+
+
+def _publish(session: Session, entries: Sequence[tuple[Ticket, datetime | None, CustomerSettings | None]]) -> None:
+    fresh: dict[int, TicketPublication] = session.info.setdefault(NEW_PUBLICATIONS_KEY, {})
+    # A fresh report says nothing yet (intake stays cheap): no publication is read or written for it.
+    entries = [e for e in entries if not (e[0].status == TicketStatus.NEW and e[0].eta is None
+                                          and e[0].incident_id is None and e[0].etr is None)]
+    if not entries:
+        return
+    with session.no_autoflush:  # these reads don't need the tickets' new state: they are written once, below
+        # A publication made earlier in this transaction may not be flushed yet: the query would not see it.
+        unknown = [t.id for t, _at, _s in entries if t.id not in fresh]
+        stored = {p.ticket_id: p for p in session.exec(
+            select(TicketPublication).where(col(TicketPublication.ticket_id).in_(unknown)))} if unknown else {}
+    decided: list[tuple[Ticket, list[Change], datetime, CustomerSettings]] = []
+    now = utcnow()
+    for ticket, at, settings in entries:
+        settings = settings or get_customer_settings()
+        at = at or now
+        assert ticket.id is not None
+        publication = fresh.get(ticket.id) or stored.get(ticket.id)
+        if publication is None:
+            publication = TicketPublication(ticket_id=ticket.id, published_at=at)
+            fresh[ticket.id] = publication
+        with session.no_autoflush:
+            etr = estimate_etr(session, ticket, settings)
+        changes = _changes(ticket, publication, etr, at, settings)
+        session.add(publication)
+        session.add(ticket)
+        if changes:
+            decided.append((ticket, changes, at, settings))
+        if ticket.incident_id is not None:
+            note_incident_changed(session, ticket.incident_id, at, settings)
+    if decided:
+        recipients = recipients_of_tickets(session, [ticket.id or 0 for ticket, *_rest in decided])
+        inserts: dict[int, list[tuple[Change, list[Recipient], datetime]]] = {}
+        for ticket, changes, at, settings in decided:  # one insert per settings: in a plan, one in all
+            inserts.setdefault(id(settings), []).extend(
+                (change, recipients.get(ticket.id or 0, []), at) for change in changes)
+        settings_of = {id(settings): settings for *_rest, settings in decided}
+        for settings_id, items in inserts.items():
+            enqueue_many(session, items, settings_of[settings_id])
+
+
+def _changes(ticket: Ticket, publication: TicketPublication, etr: datetime | None, at: datetime,
+             settings: CustomerSettings) -> list[Change]:
+    """What the customers of `ticket` hear of its new state, given what they last heard (`publication`,
+    brought up to date here)."""
     changes: list[Change] = []
     values: dict[str, object] = {"number": ticket.number}
     in_incident = ticket.incident_id is not None
@@ -239,14 +315,7 @@ def ticket_changed(session: Session, ticket: Ticket, at: datetime | None = None,
     publication.status = ticket.status
     publication.published_at = at
     ticket.etr = publication.etr if ticket.status not in DONE else ticket.etr
-    session.add(publication)
-    session.add(ticket)
-    if changes:
-        recipients = ticket_recipients(session, ticket)
-        for change in changes:
-            enqueue(session, change, recipients, at, settings)
-    if ticket.incident_id is not None:
-        note_incident_changed(session, ticket.incident_id, at, settings)
+    return changes
 
 
 def release_duplicates(session: Session, ticket: Ticket) -> Ticket | None:
@@ -278,10 +347,11 @@ def release_duplicates(session: Session, ticket: Ticket) -> Ticket | None:
 
 
 def tickets_changed(session: Session, tickets: Iterable[Ticket], at: datetime | None = None) -> None:
-    """The hook of a committed plan: every ticket whose ETA it set; then each incident they (or the plan's
-    status changes before) touched is refreshed once."""
-    for ticket in tickets:
-        ticket_changed(session, ticket, at)
+    """The hook of a committed plan: every ticket whose ETA it set, published together; then each incident they
+    (or the plan's status changes before) touched is refreshed once."""
+    with publishing_together(session):
+        for ticket in tickets:
+            ticket_changed(session, ticket, at)
     refresh_changed_incidents(session)
 
 
@@ -290,6 +360,7 @@ def tickets_changed(session: Session, tickets: Iterable[Ticket], at: datetime | 
 
 PENDING_INCIDENTS_KEY = "customers.incidents_to_refresh"
 NEW_PUBLICATIONS_KEY = "customers.new_publications"
+TOGETHER_KEY = "customers.publishing_together"
 
 
 def note_incident_changed(session: Session, incident_id: int, at: datetime,

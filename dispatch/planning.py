@@ -348,46 +348,49 @@ def commit_plan(session: Session, plan: DispatchPlan, source: str) -> None:
             continue
         old_assignment.active = False
         session.add(old_assignment)
-    for a in new:
-        a.active = True
-        session.add(a)
-        for assist in assisting.get(a.ticket_id, []):
-            assist.active = True
-            session.add(assist)
-        ticket = tickets[a.ticket_id]
-        ticket.eta = a.planned_arrival
-        before = previous.get(a.ticket_id)
-        crew_name = _crew_name(crews, a.crew_id)
-        helpers = sorted(_crew_name(crews, h.crew_id) for h in assisting.get(a.ticket_id, []))
-        helped_before = sorted(_crew_name(crews, h.crew_id) for h in old_rows
-                               if h.ticket_id == a.ticket_id and h.role == AssignmentRole.ASSIST)
-        note = f"{crew_name}, ETA {a.planned_arrival:%H:%M} UTC" + \
-            (f", with {', '.join(helpers)} assisting" if helpers else "")
-        if ticket.status == TicketStatus.NEW:
-            change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"assigned to {note}")
-        elif ticket.status == TicketStatus.ON_HOLD:  # waiting for its later window: planned, still on hold
-            record_event(session, ticket, source, note=f"planned for {note}", kind="ASSIGNMENT")
-        elif before is not None and before.crew_id != a.crew_id and ticket.status == TicketStatus.ASSIGNED:
-            change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"reassigned to {note}")
-        elif helpers != helped_before:
-            record_event(session, ticket, source, kind="ASSIGNMENT",
-                         note=f"assisting crews now: {', '.join(helpers)}" if helpers else "no crew assisting now")
-        session.add(ticket)
-        if a.generator_id:
-            generator = session.get(MobileGenerator, a.generator_id)
-            if generator is not None:
-                generator.status = GeneratorStatus.ASSIGNED.value
-                generator.assigned_ticket_id = a.ticket_id
-                session.add(generator)
-    for ticket_id in unassigned_ids - planned_ids:
-        ticket = tickets.get(ticket_id)
-        if ticket is not None and ticket.status == TicketStatus.ASSIGNED:
-            ticket.eta = None
-            change_status(session, ticket, TicketStatus.NEW, source, note="back in the pool: no crew in this plan")
+    from customers.updates import publishing_together, tickets_changed
+
+    # Customers hear of the plan's changes once per ticket, from its final state, in one batch (issue 9).
+    with publishing_together(session):
+        for a in new:
+            a.active = True
+            session.add(a)
+            for assist in assisting.get(a.ticket_id, []):
+                assist.active = True
+                session.add(assist)
+            ticket = tickets[a.ticket_id]
+            ticket.eta = a.planned_arrival
+            before = previous.get(a.ticket_id)
+            crew_name = _crew_name(crews, a.crew_id)
+            helpers = sorted(_crew_name(crews, h.crew_id) for h in assisting.get(a.ticket_id, []))
+            helped_before = sorted(_crew_name(crews, h.crew_id) for h in old_rows
+                                   if h.ticket_id == a.ticket_id and h.role == AssignmentRole.ASSIST)
+            note = f"{crew_name}, ETA {a.planned_arrival:%H:%M} UTC" + \
+                (f", with {', '.join(helpers)} assisting" if helpers else "")
+            if ticket.status == TicketStatus.NEW:
+                change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"assigned to {note}")
+            elif ticket.status == TicketStatus.ON_HOLD:  # waiting for its later window: planned, still on hold
+                record_event(session, ticket, source, note=f"planned for {note}", kind="ASSIGNMENT")
+            elif before is not None and before.crew_id != a.crew_id and ticket.status == TicketStatus.ASSIGNED:
+                change_status(session, ticket, TicketStatus.ASSIGNED, source, note=f"reassigned to {note}")
+            elif helpers != helped_before:
+                record_event(session, ticket, source, kind="ASSIGNMENT",
+                             note=f"assisting crews now: {', '.join(helpers)}" if helpers else "no crew assisting now")
+            session.add(ticket)
+            if a.generator_id:
+                generator = session.get(MobileGenerator, a.generator_id)
+                if generator is not None:
+                    generator.status = GeneratorStatus.ASSIGNED.value
+                    generator.assigned_ticket_id = a.ticket_id
+                    session.add(generator)
+        for ticket_id in unassigned_ids - planned_ids:
+            ticket = tickets.get(ticket_id)
+            if ticket is not None and ticket.status == TicketStatus.ASSIGNED:
+                ticket.eta = None
+                change_status(session, ticket, TicketStatus.NEW, source, note="back in the pool: no crew in this plan")
     plan.status = PlanStatus.COMMITTED.value
     session.add(plan)
-    from customers.updates import tickets_changed  # ETAs moved by the plan reach customers (issue 7)
-
+    # ETAs moved by the plan reach customers (issue 7)
     tickets_changed(session, [tickets[i] for i in planned_ids if i in tickets])
 
 

@@ -225,3 +225,48 @@ def test_a_plan_moving_many_tickets_of_one_incident_refreshes_the_incident_once(
     assert all(r.etr == incident.etr for r in reports)  # every report shows the incident's ETR
     etr = notes(session, kind="ETR")
     assert sorted(n.recipient for n in etr) == sorted(r.contact_phone or "" for r in reports)  # once per caller
+
+
+def test_a_plan_tells_every_caller_once_reading_their_recipients_together(
+        session: Session, intake_context: IntakeContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    clear_estimate_cache()
+    now = utcnow()
+    for name in ("Crew 1", "Crew 2", "Crew 3"):
+        create_crew(session, NewCrew(name=name, skills=["lv_overhead"], home_lat=30.69, home_lng=114.20,
+                                     shift_start=now - timedelta(hours=1), shift_end=now + timedelta(hours=8)))
+    # Six callers kilometres apart: six tickets, no incident between them.
+    reports = [create_ticket(session, intake_context, NewTicket(
+        kind="FAULT_REPAIR", channel="HOTLINE", summary="No power", lat=30.60 + i * 0.04, lng=114.20,
+        contact_phone=f"139002000{i:02d}", preferred_channels=["SMS"]), "dispatcher").ticket for i in range(6)]
+    session.commit()
+    lookups: list[list[int]] = []
+    lookup = updates.recipients_of_tickets
+
+    def counting(session: Session, ticket_ids: list[int]) -> dict[int, list[object]]:
+        lookups.append(sorted(ticket_ids))
+        return lookup(session, ticket_ids)  # type: ignore[return-value]
+
+    monkeypatch.setattr(updates, "recipients_of_tickets", counting)
+    optimize_and_store(session, time_limit_s=1, commit=True)
+    assigned = [r for r in reports if (session.refresh(r), r.status)[1] == "ASSIGNED"]
+    assert len(assigned) >= 3
+    assert lookups == [sorted(r.id or 0 for r in assigned)]  # one read for the whole plan
+    told = notes(session, kind="CREW_ASSIGNED")
+    assert sorted(n.recipient for n in told) == sorted(r.contact_phone or "" for r in assigned)  # once each
+    assert all(n.ticket_id in {r.id for r in assigned} for n in told)
+
+
+def test_recipients_of_a_ticket_include_the_callers_whose_reports_joined_it(
+        session: Session, intake_context: IntakeContext) -> None:
+    first = create_ticket(session, intake_context, NewTicket(
+        kind="FAULT_REPAIR", channel="HOTLINE", summary="No power", lat=30.70, lng=114.20,
+        contact_phone="13900300001", preferred_channels=["SMS"]), "dispatcher").ticket
+    other = create_ticket(session, intake_context, NewTicket(
+        kind="FAULT_REPAIR", channel="HOTLINE", summary="No power", lat=30.90, lng=114.40,
+        contact_phone="13900300002", preferred_channels=["SMS"]), "dispatcher").ticket
+    other.duplicate_of_id = first.id
+    session.add(other)
+    session.commit()
+    found = updates.recipients_of_tickets(session, [first.id or 0])
+    assert sorted(r.addresses["SMS"] for r in found[first.id or 0]) == ["13900300001", "13900300002"]
+    assert updates.ticket_recipients(session, first) == found[first.id or 0]
