@@ -244,9 +244,6 @@ def _calls_of(session: Session, batch: Batch, ticket: Ticket, feeder: str | None
     for t_id, lat, lng, at, region, t_account, t_phone, c_account, c_transformer, c_feeder in batch.calls:
         if t_id in batch.waiting or region != ticket.region or abs(at - ticket.created_at) > window:
             continue
-        now = session.identity_map.get(identity_key(Ticket, t_id))  # changed by this batch since it was read
-        if now is not None and (now.duplicate_of_id is not None or now.status not in OPEN):
-            continue
         if t_id in batch.customers:  # a report of this batch: its customer link is not written yet
             linked = batch.customers[t_id]
             c_account, c_transformer, c_feeder = (linked.account_number, linked.transformer, linked.feeder) \
@@ -257,6 +254,9 @@ def _calls_of(session: Session, batch: Batch, ticket: Ticket, feeder: str | None
                 continue  # another feeder's call (or unknown): not this network's business
         elif ticket.lat is None or ticket.lng is None or lat is None or lng is None \
                 or abs(lat - ticket.lat) > box or abs(lng - ticket.lng) > box * 1.2:
+            continue
+        now = session.identity_map.get(identity_key(Ticket, t_id))  # changed by this batch since it was read
+        if now is not None and (now.duplicate_of_id is not None or now.status not in OPEN):
             continue
         calls.append(Call(id=t_id, lat=lat, lng=lng, at=at, customer=c_account if known else (t_account or t_phone),
                           transformer=c_transformer if known else None))
@@ -280,8 +280,7 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
     # From here on the reports, their incidents and the incidents' other reports are written: lock them first, in
     # the lock order of dispatch writes (dispatch/locks.py), as a plan commit does; they are read afresh.
     lock_rows(session, outage.call_ids)
-    members = list(session.exec(select(Ticket).where(col(Ticket.id).in_(outage.call_ids))))
-    grouped = [t for t in members if (t.id or 0) in set(outage.call_ids)]
+    grouped = _tickets(session, outage.call_ids)
     open_incidents = sorted({t.incident_id for t in grouped if t.incident_id is not None})
     incident, too_wide = None, False
     for incident_id in open_incidents:
@@ -340,6 +339,16 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
     log.info("incident %s: %d reports, %s, %d customers", incident.id, len(grouped), outage.cause,
              incident.customers_affected)
     return joined
+
+
+def _tickets(session: Session, ids: list[int]) -> list[Ticket]:
+    """The tickets of `ids` as this transaction has them: `lock_rows` has just read them afresh into the session
+    (on PostgreSQL), so only the others are read."""
+    found = {i: session.identity_map.get(identity_key(Ticket, i)) for i in ids}
+    missing = [i for i, ticket in found.items() if ticket is None]
+    if missing:
+        found.update({t.id or 0: t for t in session.exec(select(Ticket).where(col(Ticket.id).in_(missing)))})
+    return [t for t in (found[i] for i in sorted(found)) if t is not None]
 
 
 def _stays_within(session: Session, incident: Incident, grouped: list[Ticket], settings: CustomerSettings) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from geo.points import haversine_km
+from geo.points import Prepared, haversine_prepared, prepare
 
 
 @dataclass(frozen=True)
@@ -162,18 +162,22 @@ def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list
     as the group stays within the maximum diameter; it bridges two such groups only if the merged group does
     too. A call that fits no group it touches starts a group of its own (the nearest group that fits wins)."""
     diameter = thresholds.diameter_km
+    # Each located call converted once: the loops below measure every pair of a storm's dense window.
+    points = {c.id: prepare(c.lat, c.lng) for c in calls if c.lat is not None and c.lng is not None}
     groups: list[list[Call]] = []
     for call in sorted(calls, key=lambda c: (c.at, c.id)):
-        if call.lat is None or call.lng is None:
+        here = points.get(call.id)
+        if here is None:
             groups.append([call])
             continue
         touching: list[tuple[float, int]] = []  # (nearest linking distance, group index) of groups that fit
         for index, group in enumerate(groups):
             nearest, fits = None, True
             for other in group:
-                if other.lat is None or other.lng is None:
+                there = points.get(other.id)
+                if there is None:
                     continue
-                distance = haversine_km(call.lat, call.lng, other.lat, other.lng)
+                distance = haversine_prepared(here, there)
                 if distance > diameter:
                     fits = False
                     break
@@ -189,18 +193,17 @@ def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list
         merged_ids = [touching[0][1]]
         merged = list(groups[touching[0][1]]) + [call]
         for _distance, index in touching[1:]:
-            if _within(merged, groups[index], diameter):
+            if _within(merged, groups[index], diameter, points):
                 merged_ids.append(index)
                 merged += groups[index]
         groups = [g for i, g in enumerate(groups) if i not in merged_ids] + [merged]
     return [Outage(None, "AREA", [c.id for c in g], len({c.customer or c.id for c in g})) for g in groups]
 
 
-def _within(group: Sequence[Call], other: Sequence[Call], diameter_km: float) -> bool:
+def _within(group: Sequence[Call], other: Sequence[Call], diameter_km: float, points: dict[int, Prepared]) -> bool:
     """Whether every located call of `other` is within `diameter_km` of every located call of `group`."""
-    return all(haversine_km(a.lat, a.lng, b.lat, b.lng) <= diameter_km
-               for a in group if a.lat is not None and a.lng is not None
-               for b in other if b.lat is not None and b.lng is not None)
+    located = [points[b.id] for b in other if b.id in points]
+    return all(haversine_prepared(points[a.id], b) <= diameter_km for a in group if a.id in points for b in located)
 
 
 def outage_of(outages: Iterable[Outage], call_id: int) -> Outage | None:

@@ -134,9 +134,13 @@ def _set_timeouts(session: Session, lock_timeout: str, statement_timeout: str) -
 def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -> set[int]:
     locked: set[int] = set()
     incidents: set[int] = set()
+    incident_of: dict[int, int | None] = {}  # of the locked tickets, as read under their lock
     for _round in range(3):  # a ticket may have joined an incident between the look-up and its lock: again
-        found = set(session.exec(select(Ticket.incident_id).where(
-            col(Ticket.id).in_(ids), col(Ticket.incident_id).is_not(None))).all()) if ids else set()
+        if _round:  # every ticket of `ids` is locked now: what their rows said then holds
+            found = {i for i in incident_of.values() if i is not None}
+        else:
+            found = set(session.exec(select(Ticket.incident_id).where(
+                col(Ticket.id).in_(ids), col(Ticket.incident_id).is_not(None))).all()) if ids else set()
         if _round and found <= incidents:
             break
         new = sorted(found - incidents)
@@ -148,8 +152,10 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
             ids = sorted(set(ids) | set(siblings))
         todo = [i for i in ids if i not in locked]
         if todo:
-            session.exec(select(Ticket).where(col(Ticket.id).in_(todo)).order_by(col(Ticket.id))
-                         .with_for_update(key_share=True).execution_options(populate_existing=True)).all()
+            for ticket in session.exec(select(Ticket).where(col(Ticket.id).in_(todo)).order_by(col(Ticket.id))
+                                       .with_for_update(key_share=True)
+                                       .execution_options(populate_existing=True)).all():
+                incident_of[ticket.id or 0] = ticket.incident_id
             session.exec(select(Assignment.id).where(col(Assignment.ticket_id).in_(todo),
                                                      col(Assignment.active).is_(True))
                          .order_by(col(Assignment.id)).with_for_update(key_share=True)).all()

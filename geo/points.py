@@ -48,3 +48,18 @@ def _haversine_scalar(a_lat: float, a_lng: float, b_lat: float, b_lng: float) ->
     p1, p2 = math.radians(a_lat), math.radians(b_lat)
     h = math.sin((p2 - p1) / 2.0) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(b_lng - a_lng) / 2.0) ** 2
     return 2.0 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
+
+
+Prepared = tuple[float, float, float]  # (latitude, longitude in radians, cosine of the latitude)
+
+
+def prepare(lat: float, lng: float) -> Prepared:
+    """A point ready for `haversine_prepared`: many distances from one point convert it once."""
+    phi = math.radians(lat)
+    return phi, math.radians(lng), math.cos(phi)
+
+
+def haversine_prepared(a: Prepared, b: Prepared) -> float:
+    """`haversine_km` between prepared points (the pairwise loops of outage grouping)."""
+    h = math.sin((b[0] - a[0]) / 2.0) ** 2 + a[2] * b[2] * math.sin((b[1] - a[1]) / 2.0) ** 2
+    return 2.0 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
