@@ -17,9 +17,9 @@ from sqlmodel import Session, col, select
 from customers.config import CustomerSettings, get_customer_settings
 from customers.directory import find_customers, load_network
 from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
-from customers.prediction import Call, Thresholds, outage_of, predict_outages
+from customers.prediction import Call, Outage, Thresholds, outage_of, predict_outages
 from dispatch.enums import OPEN_STATUSES, PRIORITY_ORDER, Priority, TicketKind, TicketStatus
-from dispatch.locks import lock_rows
+from dispatch.locks import is_postgresql, lock_rows
 from dispatch.models import Assignment, Incident, Ticket
 from dispatch.rules import load_rules
 from geo.points import haversine_km
@@ -47,6 +47,8 @@ class Batch:
     candidates: list[Ticket] = field(default_factory=list)  # open field tickets a repeat report may join
     customer_tickets: dict[int, set[int]] = field(default_factory=dict)  # customer id -> its candidates
     calls: list[Any] = field(default_factory=list)  # open fault reports of the batch's windows (light rows)
+    # ticket id -> the calls around it and the outage they predicted (a report asks twice: see _lock_likely_groups)
+    predicted: dict[int, tuple[list[Call], Outage | None]] = field(default_factory=dict)
 
 
 def process_reports(session: Session, tickets: list[Ticket], settings: CustomerSettings | None = None,
@@ -62,6 +64,7 @@ def process_reports(session: Session, tickets: list[Ticket], settings: CustomerS
                   waiting={t.id or 0 for t in tickets})
     _read_candidates(session, batch, field_tickets, settings)
     _read_calls(session, batch, [t for t in field_tickets if t.kind == TicketKind.FAULT_REPAIR], settings)
+    _lock_likely_groups(session, batch, tickets, customers, settings)
     joined: list[Ticket | None] = []
     for ticket, customer in zip(tickets, customers, strict=True):
         batch.waiting.discard(ticket.id or 0)
@@ -263,19 +266,50 @@ def _calls_of(session: Session, batch: Batch, ticket: Ticket, feeder: str | None
     return calls
 
 
-def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,
-                        settings: CustomerSettings) -> Ticket | None:
-    """Predict outages over the open fault reports of the window; the new report's outage becomes (or joins)
-    an incident. With a network prediction, reports not yet dispatched join the incident's lead ticket."""
+def _predicted_outage(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,
+                      settings: CustomerSettings) -> Outage | None:
+    """The outage the calls around `ticket` predict for it, if it is one of two calls or more."""
     feeder = _feeder_of(session, customer)
     if feeder is None and (ticket.lat is None or ticket.lng is None):
         return None
     calls = _calls_of(session, batch, ticket, feeder, settings)
     if len(calls) < 2:
         return None  # the only call around: nothing to group yet
+    before = batch.predicted.get(ticket.id or 0)
+    if before is not None and before[0] == calls:  # the same calls predict the same (a pure function of them)
+        return before[1]
     network = load_network(session, feeder) if feeder is not None else None
     outage = outage_of(predict_outages(calls, network, thresholds(settings)), ticket.id or 0)
-    if outage is None or len(outage.call_ids) < 2:
+    outage = outage if outage is not None and len(outage.call_ids) >= 2 else None
+    batch.predicted[ticket.id or 0] = (calls, outage)
+    return outage
+
+
+def _lock_likely_groups(session: Session, batch: Batch, tickets: list[Ticket], customers: list[Customer | None],
+                        settings: CustomerSettings) -> None:
+    """Lock at once, in the lock order, the reports each fault report of the batch is likely to be grouped with
+    (predicted as if the reports before it had been grouped already): each report's own `lock_rows` then finds
+    its rows held, instead of taking a savepoint and a dozen statements of its own. A report whose group turns
+    out otherwise locks what is missing itself."""
+    if len(tickets) < 2 or not is_postgresql(session):
+        return
+    waiting = set(batch.waiting)
+    likely: set[int] = set()
+    for ticket, customer in zip(tickets, customers, strict=True):
+        batch.waiting.discard(ticket.id or 0)
+        if ticket.kind == TicketKind.FAULT_REPAIR:
+            outage = _predicted_outage(session, batch, ticket, customer, settings)
+            likely.update(outage.call_ids if outage is not None else ())
+    batch.waiting = waiting
+    lock_rows(session, sorted(likely))
+
+
+def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,
+                        settings: CustomerSettings) -> Ticket | None:
+    """Predict outages over the open fault reports of the window; the new report's outage becomes (or joins)
+    an incident. With a network prediction, reports not yet dispatched join the incident's lead ticket."""
+    outage = _predicted_outage(session, batch, ticket, customer, settings)
+    if outage is None:
         return None
     # From here on the reports, their incidents and the incidents' other reports are written: lock them first, in
     # the lock order of dispatch writes (dispatch/locks.py), as a plan commit does; they are read afresh.

@@ -83,7 +83,7 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
         return
     session.connection()  # the transaction begins here, if it has not yet: what is held belongs to it
     held = _held(session)
-    ids = sorted({int(i) for i in ticket_ids if i is not None} - held)
+    ids = sorted({int(i) for i in ticket_ids if i is not None} - held.keys())
     generators = sorted({int(g) for g in generator_ids if g is not None})
     if not (ids or generators):
         return  # all of them held already in this transaction (intake marking several reports duplicate)
@@ -105,12 +105,14 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
     held.update(_lock_in_order(session, ids, generators))
 
 
-def _held(session: Session) -> set[int]:
-    """The tickets this session's current transaction has locked through `lock_rows` (with their incidents)."""
+def _held(session: Session) -> dict[int, Ticket]:
+    """The tickets this session's current transaction has locked through `lock_rows` (with their incidents), as
+    read under the lock. Kept here so they stay in the session's identity map (which holds objects only weakly):
+    whoever locked them reads them from there (`session.get`) rather than again from the database."""
     transaction = session.get_transaction()
     entry = session.info.get(HELD_KEY)
     if entry is None or entry[0] is not transaction:
-        entry = session.info[HELD_KEY] = (transaction, set())
+        entry = session.info[HELD_KEY] = (transaction, {})
     return entry[1]
 
 
@@ -131,8 +133,9 @@ def _set_timeouts(session: Session, lock_timeout: str, statement_timeout: str) -
                     {"l": lock_timeout, "s": statement_timeout})
 
 
-def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -> set[int]:
-    locked: set[int] = set()
+def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -> dict[int, Ticket]:
+    locked: dict[int, Ticket] = {}
+    tried: set[int] = set()
     incidents: set[int] = set()
     incident_of: dict[int, int | None] = {}  # of the locked tickets, as read under their lock
     for _round in range(3):  # a ticket may have joined an incident between the look-up and its lock: again
@@ -150,18 +153,19 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
                          .with_for_update(key_share=True)).all()
             siblings = session.exec(select(Ticket.id).where(col(Ticket.incident_id).in_(new))).all()
             ids = sorted(set(ids) | set(siblings))
-        todo = [i for i in ids if i not in locked]
+        todo = [i for i in ids if i not in tried]
         if todo:
             for ticket in session.exec(select(Ticket).where(col(Ticket.id).in_(todo)).order_by(col(Ticket.id))
                                        .with_for_update(key_share=True)
                                        .execution_options(populate_existing=True)).all():
                 incident_of[ticket.id or 0] = ticket.incident_id
+                locked[ticket.id or 0] = ticket
             session.exec(select(Assignment.id).where(col(Assignment.ticket_id).in_(todo),
                                                      col(Assignment.active).is_(True))
                          .order_by(col(Assignment.id)).with_for_update(key_share=True)).all()
             session.exec(select(TicketPublication.ticket_id).where(col(TicketPublication.ticket_id).in_(todo))
                          .order_by(col(TicketPublication.ticket_id)).with_for_update(key_share=True)).all()
-            locked.update(todo)
+            tried.update(todo)
     if generator_ids:
         session.exec(select(MobileGenerator.id).where(col(MobileGenerator.id).in_(generator_ids))
                      .order_by(col(MobileGenerator.id)).with_for_update(key_share=True)).all()
