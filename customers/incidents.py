@@ -19,7 +19,7 @@ from customers.directory import find_customers, load_network
 from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
 from customers.prediction import Call, Outage, Thresholds, outage_of, predict_outages
 from dispatch.enums import OPEN_STATUSES, PRIORITY_ORDER, Priority, TicketKind, TicketStatus
-from dispatch.locks import is_postgresql, lock_rows
+from dispatch.locks import crews_when_locked, is_postgresql, lock_rows
 from dispatch.models import Assignment, Incident, Ticket
 from dispatch.rules import load_rules
 from geo.points import haversine_km
@@ -49,6 +49,7 @@ class Batch:
     calls: list[Any] = field(default_factory=list)  # open fault reports of the batch's windows (light rows)
     # ticket id -> the calls around it and the outage they predicted (a report asks twice: see _lock_likely_groups)
     predicted: dict[int, tuple[list[Call], Outage | None]] = field(default_factory=dict)
+    scopes: list[IncidentScope] = field(default_factory=list)  # kept: the session holds them only weakly
 
 
 def process_reports(session: Session, tickets: list[Ticket], settings: CustomerSettings | None = None,
@@ -302,6 +303,9 @@ def _lock_likely_groups(session: Session, batch: Batch, tickets: list[Ticket], c
             likely.update(outage.call_ids if outage is not None else ())
     batch.waiting = waiting
     lock_rows(session, sorted(likely))
+    incidents = sorted({t.incident_id for t in _tickets(session, sorted(likely)) if t.incident_id is not None})
+    if incidents:  # their scopes, read once and kept (group_into_incident asks for each)
+        batch.scopes = list(session.exec(select(IncidentScope).where(col(IncidentScope.incident_id).in_(incidents))))
 
 
 def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,
@@ -336,8 +340,10 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
         session.add(incident)
         session.flush()
     scope = session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)
-    assigned = {a.ticket_id for a in session.exec(select(Assignment).where(
-        col(Assignment.active).is_(True), col(Assignment.ticket_id).in_([t.id for t in grouped])))}
+    crews = crews_when_locked(session, [t.id or 0 for t in grouped])
+    assigned = {i for i, active in crews.items() if active} if crews is not None else \
+        {a.ticket_id for a in session.exec(select(Assignment).where(
+            col(Assignment.active).is_(True), col(Assignment.ticket_id).in_([t.id for t in grouped])))}
     lead = session.get(Ticket, scope.lead_ticket_id) if scope.lead_ticket_id else None
     if lead is None or lead.status not in OPEN:
         lead = min(grouped, key=lambda t: (t.id not in assigned, t.status == TicketStatus.NEW, t.id or 0))

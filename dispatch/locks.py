@@ -42,6 +42,7 @@ from sqlmodel import Session, col, select
 from crews.models import MobileGenerator
 from customers.models import TicketPublication
 from dispatch.models import Assignment, Incident, Ticket
+from mobile_sync.changes import note_crews
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +107,28 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
 
 
 def _held(session: Session) -> dict[int, Ticket]:
-    """The tickets this session's current transaction has locked through `lock_rows` (with their incidents), as
-    read under the lock. Kept here so they stay in the session's identity map (which holds objects only weakly):
-    whoever locked them reads them from there (`session.get`) rather than again from the database."""
+    """The tickets this session's current transaction has locked through `lock_rows`, as read under the lock."""
+    return _held_rows(session)[0]
+
+
+def _held_rows(session: Session) -> tuple[dict[int, Ticket], dict[int, Incident], dict[int, set[int]]]:
+    """The tickets and incidents this session's current transaction has locked through `lock_rows`, as read
+    under the lock, and the crews of the tickets' active assignments then. Kept here so they stay in the
+    session's identity map (which holds objects only weakly): whoever locked them reads them from there
+    (`session.get`) rather than again from the database."""
     transaction = session.get_transaction()
     entry = session.info.get(HELD_KEY)
     if entry is None or entry[0] is not transaction:
-        entry = session.info[HELD_KEY] = (transaction, {})
-    return entry[1]
+        entry = session.info[HELD_KEY] = (transaction, {}, {}, {})
+    return entry[1], entry[2], entry[3]
+
+
+def crews_when_locked(session: Session, ticket_ids: Iterable[int]) -> dict[int, set[int]] | None:
+    """The crews actively assigned to each of `ticket_ids` when this transaction locked them (`lock_rows`, on
+    PostgreSQL); None unless it locked them all. Under the lock only this transaction can have changed that."""
+    crews = _held_rows(session)[2]
+    ids = list(ticket_ids)
+    return {i: crews[i] for i in ids} if all(i in crews for i in ids) else None
 
 
 def _own_timeouts(session: Session) -> tuple[str, str]:
@@ -149,8 +164,11 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
         new = sorted(found - incidents)
         incidents |= found
         if new:
-            session.exec(select(Incident.id).where(col(Incident.id).in_(new)).order_by(col(Incident.id))
-                         .with_for_update(key_share=True)).all()
+            held_incidents = _held_rows(session)[1]
+            for incident in session.exec(select(Incident).where(col(Incident.id).in_(new))
+                                         .order_by(col(Incident.id)).with_for_update(key_share=True)
+                                         .execution_options(populate_existing=True)).all():
+                held_incidents[incident.id or 0] = incident
             siblings = session.exec(select(Ticket.id).where(col(Ticket.incident_id).in_(new))).all()
             ids = sorted(set(ids) | set(siblings))
         todo = [i for i in ids if i not in tried]
@@ -160,9 +178,15 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
                                        .execution_options(populate_existing=True)).all():
                 incident_of[ticket.id or 0] = ticket.incident_id
                 locked[ticket.id or 0] = ticket
-            session.exec(select(Assignment.id).where(col(Assignment.ticket_id).in_(todo),
-                                                     col(Assignment.active).is_(True))
-                         .order_by(col(Assignment.id)).with_for_update(key_share=True)).all()
+            crews: dict[int, set[int]] = {t: set() for t in todo}
+            for _id, ticket_id, crew_id in session.exec(
+                    select(Assignment.id, Assignment.ticket_id, Assignment.crew_id)
+                    .where(col(Assignment.ticket_id).in_(todo), col(Assignment.active).is_(True))
+                    .order_by(col(Assignment.id)).with_for_update(key_share=True)).all():
+                crews[ticket_id].add(crew_id)
+            for ticket_id, active in crews.items():  # the change log needs not read them again
+                note_crews(session, ticket_id, active)
+            _held_rows(session)[2].update(crews)
             session.exec(select(TicketPublication.ticket_id).where(col(TicketPublication.ticket_id).in_(todo))
                          .order_by(col(TicketPublication.ticket_id)).with_for_update(key_share=True)).all()
             tried.update(todo)
