@@ -7,6 +7,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -128,3 +129,33 @@ def test_two_reports_within_the_duplicate_distance_always_share_a_lock_cell() ->
         mine, theirs = _site_cells(lat, lng, 15), _site_cells(*other, 15)
         assert set(mine) & set(theirs), (lat, lng, other)
         assert len(mine) <= 6
+
+
+def test_a_batch_locks_the_groups_its_reports_join_at_once(db: Engine, intake_context: IntakeContext) -> None:
+    # Each grouped report locks its group politely, in a savepoint of its own; a batch predicts the groups of
+    # all its reports first and locks them in one go, so its reports find their rows held.
+    def savepoints(write: object) -> int:
+        seen: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            seen.append(statement)
+
+        event.listen(db, "before_cursor_execute", count)
+        try:
+            write()  # type: ignore[operator]
+        finally:
+            event.remove(db, "before_cursor_execute", count)
+        return sum(1 for s in seen if s.startswith("SAVEPOINT"))
+
+    with Session(db, expire_on_commit=False) as session:
+        build_world(session)
+        alone = savepoints(lambda: [create_ticket(session, intake_context, r, "hotline") for r in storm_reports()])
+    empty_tables(db)
+    with Session(db, expire_on_commit=False) as session:
+        build_world(session)
+        together = savepoints(lambda: create_tickets(session, intake_context,
+                                                     [(r, "hotline") for r in storm_reports()]))
+    if db.dialect.name == "postgresql":
+        assert alone >= 5 and together == 1
+    else:
+        assert alone == together == 0  # SQLite serialises writers: no row locks to take
