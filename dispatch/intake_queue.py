@@ -4,7 +4,8 @@ together, in one transaction, by a writer thread (more writers start while repor
 Part of a report's cost is fixed per transaction (a connection, the idempotency and customer look-ups, the
 duplicate and incident analysis's reads, the change log's counter row, the COMMIT and its fsync); written
 together, the reports share it (dispatch.intake.create_tickets reads what the batch needs in a few set-based
-queries; grouping a report into its incident is still paid per report). A report waits for no timer: when a
+queries and locks the groups its reports are likely to join at once; writing a report's incident is still
+paid per report). A report waits for no timer: when a
 writer is free it takes whatever has arrived (up to MAX_BATCH), so a lone report is written at once, and under
 load the batches grow by themselves. Batches stay small because a batch holds the rows it locks (the incidents
 its reports join) until its COMMIT, and device pushes and plan commits wait for them.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from dispatch.tickets import change_status, record_event, release_assignments, r
 from geo.travel import minutes_between
 
 log = logging.getLogger(__name__)
+SLOW_PLAN_SECONDS = 30.0  # a plan taking longer is logged as a warning, with where its time went
 # Called with (region, trigger, solve seconds) after every optimizer solve; api/metrics.py adds its histogram here.
 SOLVE_OBSERVERS: list[Callable[[str, str, float], None]] = []
 
@@ -419,17 +421,26 @@ def optimize_and_store(
     """Solve the region's board from its current routes (warm start); store the plan, commit it if asked."""
     if time_limit_s is not None and not 0 < time_limit_s <= 600:
         raise DomainError.one("timeLimitSeconds", "timeLimitSeconds must be more than 0 and at most 600")
+    marks = [time.perf_counter()]
     data = read_planning_input(session, region, now, settings=settings)
     initial = current_routes(session, data)
+    marks.append(time.perf_counter())
     plan = solve(data.crews, data.tickets, data.generators, settings or OptimizerSettings(),
                  initial_plan=initial if initial.assignments else None, time_limit_s=time_limit_s or 5.0)
     _observe_solve(region, trigger, plan.solve_seconds)
+    marks.append(time.perf_counter())
     row = store_plan(session, data, plan, region, trigger)
+    marks.append(time.perf_counter())
     if commit:
         commit_plan(session, row, source)
     session.commit()
-    log.info("plan %s: %d assignments, %d unassigned, %.2fs", row.id, len(plan.assignments),
-             len(row.unassigned), plan.solve_seconds)
+    marks.append(time.perf_counter())
+    # Where a slow plan's time went (a dispatcher waits for it): a warning past SLOW_PLAN_SECONDS.
+    phases = ", ".join(f"{name} {b - a:.1f}s" for name, a, b in zip(
+        ("read", "solve", "store", "commit"), marks, marks[1:], strict=False))
+    log.log(logging.WARNING if marks[-1] - marks[0] > SLOW_PLAN_SECONDS else logging.INFO,
+            "plan %s (%s, %s): %d assignments, %d unassigned; %s", row.id, region, trigger, len(plan.assignments),
+            len(row.unassigned), phases)
     return row
 
 
