@@ -237,19 +237,27 @@ def insert_generator(p: Problem, routes: dict[str, list[Visit]], tid: str) -> bo
     return True
 
 
-def repair(p: Problem, routes: dict[str, list[Visit]]) -> int:
+def repair(p: Problem, routes: dict[str, list[Visit]], deadline: float | None = None) -> int:
     """Insert every serviceable ticket that is missing from ``routes`` (most urgent first); returns count.
-    A multi-crew job without all its crews is taken off first (and inserted again with all of them, if it fits)."""
+    A multi-crew job without all its crews is taken off first (and inserted again with all of them, if it fits).
+
+    With ``deadline`` (a ``time.perf_counter()`` value) it stops trying when that time comes: on a board of
+    thousands of tickets far beyond the crews' capacity, trying each against every nearby route would take
+    longer than the solve it completes. The most urgent are tried first; the rest stay unassigned."""
     strip_incomplete(p, routes)
     present = {k[2:] for keys in routes.values() for k in keys if k[0] == "T"}
     missing = [t for t in p.tickets if t.id not in present and t.id not in p.unserviceable]
     missing.sort(key=lambda t: (-p.drop_penalty(t), t.respond_by if t.respond_by is not None else 10**9))
     n = 0
     for t in missing:
+        if deadline is not None and time.perf_counter() > deadline:
+            return n
         n += insert_visit(p, routes, t.id)
     if p.after:  # a job tried before its predecessor was planned gets a second chance
         present = {k[2:] for keys in routes.values() for k in keys if k[0] == "T"}
         for t in missing:
+            if deadline is not None and time.perf_counter() > deadline:
+                return n
             if t.id in p.after and t.id not in present:
                 n += insert_visit(p, routes, t.id)
     return n

@@ -20,6 +20,7 @@ from dispatch.optimizer.routing import PORTFOLIO, constructed_starts, portfolio_
 from geo.travel import TravelMatrixProvider
 
 FINISH_MARGIN_S = 0.25  # reserved for extracting routes and building the plan
+REPAIR_MIN_S, REPAIR_SHARE = 0.5, 0.1  # the least time a repair gets past the limit: 0.5 s or a tenth of it
 
 
 def solve(
@@ -40,7 +41,8 @@ def solve(
     OR-Tools model searched by ``settings.workers`` processes from different starting solutions. Larger:
     geographic clusters of tickets and crews solved in parallel, merged, repaired by cheapest insertion
     and, up to ``max_polish_tickets``, polished by one full-model search for the rest of the time.
-    ``time_limit_s`` (default ``settings.time_limit_s``) bounds the whole call including the matrix.
+    ``time_limit_s`` (default ``settings.time_limit_s``) bounds the whole call including the matrix; a repair
+    that the search left no time for still gets ``REPAIR_MIN_S`` or ``REPAIR_SHARE`` of the limit.
     ``stats`` reports the strategies run, their objectives, clusters, warm-start use and repairs.
     """
     t0 = time.perf_counter()
@@ -53,6 +55,12 @@ def solve(
     if not p.crews or not p.tickets or (not open_tickets and not any(p.fixed)):
         return build_plan(p, {c.id: [] for c in p.crews}, time.perf_counter() - t0, stats)
     budget = max(0.1, limit - (time.perf_counter() - t0) - FINISH_MARGIN_S)
+
+    def deadline() -> float:
+        """When a repair stops: at the limit, but each gets a moment even when the search used it all (on a
+        small board a repair takes milliseconds; on a storm's, trying thousands of tickets took minutes)."""
+        return max(t0 + limit - FINISH_MARGIN_S, time.perf_counter() + max(REPAIR_MIN_S, REPAIR_SHARE * limit))
+
     if len(open_tickets) <= s.max_tickets_per_model:
         routes, info = portfolio_solve(p, budget, max(1, s.workers), initial)
         stats.update(info)
@@ -66,7 +74,7 @@ def solve(
         left = budget - (time.perf_counter() - t1)
         if polish and routes is not None and left > 0.5:
             # cross-cluster moves: one full-model search from the merged plan for the time left
-            repair(p, routes)
+            repair(p, routes, deadline())
             polished, pinfo = portfolio_solve(p, left, 1, routes, construct=False)
             stats["polish"] = pinfo
             if polished is not None and p.objective(polished) <= p.objective(routes):
@@ -74,10 +82,10 @@ def solve(
     if routes is None:  # no solution within the limit: fall back to the dispatcher's greedy plan
         routes = greedy_routes(p)
         stats["fallback"] = "greedy"
-    stats["repaired"] = repair(p, routes)
+    stats["repaired"] = repair(p, routes, deadline())
     if initial is not None:
         start = sanitize_routes(p, initial)
-        repair(p, start)
+        repair(p, start, deadline())
         if p.objective(start) < p.objective(routes):
             routes, stats["kept_initial"] = start, True
     return build_plan(p, routes, time.perf_counter() - t0, stats)

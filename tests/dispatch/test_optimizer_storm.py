@@ -102,3 +102,22 @@ def test_vrptw_core_solves_c101_feasibly_near_the_best_known() -> None:
     assert check_vrptw_routes(data, res.routes) == []
     assert res.distance == route_distance(res.routes, data["node_coord"])
     assert res.distance <= 827.3 * 1.05
+
+
+def test_a_repair_stops_trying_at_its_deadline_most_urgent_first(day: Scenario) -> None:
+    # On a storm board far beyond the crews' capacity, trying every missing ticket against every nearby route
+    # took longer than the solve it completes: a repair stops at its deadline and leaves the rest unassigned.
+    import time
+
+    from dispatch.optimizer.core import Problem
+    from dispatch.optimizer.insertion import repair
+
+    problem = Problem.build(day.crews, day.tickets, day.generators, OptimizerSettings())
+    empty = {c.id: [] for c in day.crews}  # type: ignore[var-annotated]
+    assert repair(problem, dict(empty), deadline=time.perf_counter() - 1) == 0  # out of time: none tried
+    routes = {c.id: [] for c in day.crews}  # type: ignore[var-annotated]
+    assert repair(problem, routes, deadline=None) > 0  # no deadline: as many as fit
+    plan = solve(day.crews, day.tickets, day.generators, OptimizerSettings(workers=1), time_limit_s=0.2)
+    assert check_feasibility(plan, day.crews, day.tickets, day.generators, OptimizerSettings()) == []
+    assert {a.ticket_id for a in plan.assignments} | {u.ticket_id for u in plan.unassigned} \
+        >= {t.id for t in day.tickets}  # a short limit leaves tickets unassigned, never unaccounted for
