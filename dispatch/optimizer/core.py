@@ -16,7 +16,7 @@ from dispatch.optimizer.model import (
     OptimizerSettings,
     TicketIn,
 )
-from geo.travel import GeodesicProvider, TravelMatrixProvider, haversine_km_matrix
+from geo.travel import GeodesicProvider, TravelMatrixProvider, check_points, haversine_km_matrix
 
 GENERATOR_PICKUP_MINUTES = 10
 # What :meth:`Problem.eval_route` reports as a route's end when a job that may not run into overtime would end
@@ -119,12 +119,18 @@ class Problem:
         # crews and depots take the area type of the nearest ticket would be nicer; the slower-endpoint
         # rule already makes legs into/out of cities slow, and crew/generator yards are assumed urban.
         prov = provider or GeodesicProvider(settings.travel)
-        minutes = prov.matrix(pts, areas) if pts else np.zeros((0, 0), dtype=np.int64)
         km = (
             haversine_km_matrix(np.asarray(pts, dtype=float)) * settings.travel.detour_factor
             if pts
             else np.zeros((0, 0))
         )
+        if not pts:
+            minutes = np.zeros((0, 0), dtype=np.int64)
+        elif isinstance(prov, GeodesicProvider) and prov.settings.detour_factor == settings.travel.detour_factor:
+            check_points(pts)  # the geodesic minutes come from the same distances: an n×n matrix once, not twice
+            minutes = prov.minutes_for(km, areas)
+        else:
+            minutes = prov.matrix(pts, areas)
         return cls(list(crews), list(tickets), list(generators), settings, np.asarray(minutes, np.int64), km)
 
     def __post_init__(self) -> None:
