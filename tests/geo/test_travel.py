@@ -54,6 +54,24 @@ def test_large_matrices_are_computed_in_one_vectorised_pass() -> None:
     assert m.shape == (2000, 2000) and (m >= 0).all() and (np.diag(m) == 0).all()
 
 
+def test_a_matrix_computed_band_by_band_is_the_pairwise_great_circle_distance() -> None:
+    # Rows are computed MATRIX_ROWS at a time: every band, the last partial one included, holds the same
+    # distances as the pairwise formula, and a rectangular matrix (rows of one set, columns of another) too.
+    from geo.points import haversine_km
+    from geo.travel import MATRIX_ROWS
+
+    rng = np.random.default_rng(5)
+    pts = np.column_stack([30.6 + rng.uniform(-0.5, 0.5, MATRIX_ROWS + 37),
+                           114.3 + rng.uniform(-0.5, 0.5, MATRIX_ROWS + 37)])
+    km = haversine_km_matrix(pts)
+    assert km.shape == (len(pts), len(pts)) and np.allclose(km, km.T) and (np.diag(km) == 0).all()
+    for i in (0, MATRIX_ROWS - 1, MATRIX_ROWS, len(pts) - 1):
+        for j in (0, 17, len(pts) - 1):
+            assert km[i, j] == pytest.approx(haversine_km(*pts[i], *pts[j]), abs=1e-9)
+    across = haversine_km_matrix(pts[:3], pts[3:10])
+    assert np.allclose(across, km[:3, 3:10])
+
+
 def test_invalid_coordinates_are_rejected() -> None:
     with pytest.raises(ValueError):
         GeodesicProvider().matrix([(float("nan"), 114.3)])
