@@ -34,6 +34,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -83,8 +84,8 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
     if not is_postgresql(session):
         return
     session.connection()  # the transaction begins here, if it has not yet: what is held belongs to it
-    held = _held(session)
-    ids = sorted({int(i) for i in ticket_ids if i is not None} - held.keys())
+    held = _held_rows(session)
+    ids = sorted({int(i) for i in ticket_ids if i is not None} - held.tickets.keys())
     generators = sorted({int(g) for g in generator_ids if g is not None})
     if not (ids or generators):
         return  # all of them held already in this transaction (intake marking several reports duplicate)
@@ -95,7 +96,7 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
                 _set_timeouts(session, f"{POLITE_LOCK_MS}ms", f"{max(POLITE_STATEMENT_MS, len(ids))}ms")
                 locked = _lock_in_order(session, ids, generators)
                 _set_timeouts(session, *before)  # the connection's own settings for the rest of the transaction
-            held.update(locked)
+            _hold(session, held, locked)  # only now: a busy attempt's savepoint let go of what it had read
             return
         except OperationalError as error:
             if getattr(error.orig, "sqlstate", None) not in BUSY_SQLSTATES:
@@ -103,30 +104,41 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
             log.debug("rows busy (try %d): backing off", attempt + 1)
             time.sleep(random.uniform(0.01, 0.05))  # noqa: S311 - jitter (short: back in the queue soon)
     log.info("rows of %d tickets still busy after %d tries: waiting for them", len(ids), POLITE_TRIES)
-    held.update(_lock_in_order(session, ids, generators))
+    _hold(session, held, _lock_in_order(session, ids, generators))
 
 
-def _held(session: Session) -> dict[int, Ticket]:
-    """The tickets this session's current transaction has locked through `lock_rows`, as read under the lock."""
-    return _held_rows(session)[0]
+@dataclass
+class _Rows:
+    """Rows locked through `lock_rows`, as read under the lock: tickets and incidents (kept here so they stay
+    in the session's identity map, which holds objects only weakly: whoever locked them reads them from there,
+    `session.get`, rather than again from the database), and the crews of the tickets' active assignments."""
+
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    incidents: dict[int, Incident] = field(default_factory=dict)
+    crews: dict[int, set[int]] = field(default_factory=dict)
 
 
-def _held_rows(session: Session) -> tuple[dict[int, Ticket], dict[int, Incident], dict[int, set[int]]]:
-    """The tickets and incidents this session's current transaction has locked through `lock_rows`, as read
-    under the lock, and the crews of the tickets' active assignments then. Kept here so they stay in the
-    session's identity map (which holds objects only weakly): whoever locked them reads them from there
-    (`session.get`) rather than again from the database."""
+def _held_rows(session: Session) -> _Rows:
+    """What this session's current transaction holds (a new transaction holds nothing)."""
     transaction = session.get_transaction()
     entry = session.info.get(HELD_KEY)
     if entry is None or entry[0] is not transaction:
-        entry = session.info[HELD_KEY] = (transaction, {}, {}, {})
-    return entry[1], entry[2], entry[3]
+        entry = session.info[HELD_KEY] = (transaction, _Rows())
+    return entry[1]
+
+
+def _hold(session: Session, held: _Rows, locked: _Rows) -> None:
+    held.tickets.update(locked.tickets)
+    held.incidents.update(locked.incidents)
+    held.crews.update(locked.crews)
+    for ticket_id, active in locked.crews.items():  # the change log needs not read them again
+        note_crews(session, ticket_id, active)
 
 
 def crews_when_locked(session: Session, ticket_ids: Iterable[int]) -> dict[int, set[int]] | None:
     """The crews actively assigned to each of `ticket_ids` when this transaction locked them (`lock_rows`, on
     PostgreSQL); None unless it locked them all. Under the lock only this transaction can have changed that."""
-    crews = _held_rows(session)[2]
+    crews = _held_rows(session).crews
     ids = list(ticket_ids)
     return {i: crews[i] for i in ids} if all(i in crews for i in ids) else None
 
@@ -148,8 +160,8 @@ def _set_timeouts(session: Session, lock_timeout: str, statement_timeout: str) -
                     {"l": lock_timeout, "s": statement_timeout})
 
 
-def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -> dict[int, Ticket]:
-    locked: dict[int, Ticket] = {}
+def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -> _Rows:
+    locked = _Rows()
     tried: set[int] = set()
     incidents: set[int] = set()
     incident_of: dict[int, int | None] = {}  # of the locked tickets, as read under their lock
@@ -164,11 +176,10 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
         new = sorted(found - incidents)
         incidents |= found
         if new:
-            held_incidents = _held_rows(session)[1]
             for incident in session.exec(select(Incident).where(col(Incident.id).in_(new))
                                          .order_by(col(Incident.id)).with_for_update(key_share=True)
                                          .execution_options(populate_existing=True)).all():
-                held_incidents[incident.id or 0] = incident
+                locked.incidents[incident.id or 0] = incident
             siblings = session.exec(select(Ticket.id).where(col(Ticket.incident_id).in_(new))).all()
             ids = sorted(set(ids) | set(siblings))
         todo = [i for i in ids if i not in tried]
@@ -177,16 +188,13 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
                                        .with_for_update(key_share=True)
                                        .execution_options(populate_existing=True)).all():
                 incident_of[ticket.id or 0] = ticket.incident_id
-                locked[ticket.id or 0] = ticket
-            crews: dict[int, set[int]] = {t: set() for t in todo}
+                locked.tickets[ticket.id or 0] = ticket
+            locked.crews.update({t: set() for t in todo})
             for _id, ticket_id, crew_id in session.exec(
                     select(Assignment.id, Assignment.ticket_id, Assignment.crew_id)
                     .where(col(Assignment.ticket_id).in_(todo), col(Assignment.active).is_(True))
                     .order_by(col(Assignment.id)).with_for_update(key_share=True)).all():
-                crews[ticket_id].add(crew_id)
-            for ticket_id, active in crews.items():  # the change log needs not read them again
-                note_crews(session, ticket_id, active)
-            _held_rows(session)[2].update(crews)
+                locked.crews[ticket_id].add(crew_id)
             session.exec(select(TicketPublication.ticket_id).where(col(TicketPublication.ticket_id).in_(todo))
                          .order_by(col(TicketPublication.ticket_id)).with_for_update(key_share=True)).all()
             tried.update(todo)
