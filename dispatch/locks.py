@@ -33,10 +33,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
@@ -74,6 +76,28 @@ def lock_region_plans(session: Session, region: str) -> None:
     if is_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || :key))"),
                         {"key": f":gridcrew-plan:{region}"})
+
+
+@contextmanager
+def replan_turn(engine: Engine, region: str) -> Iterator[bool]:
+    """Whether this process may re-plan `region` in the background now: False while another process is (a
+    session-level advisory try-lock, held for the block; released if the process dies). With several server
+    processes each has a re-planner, and two solves of one board at once would both burn the CPU for one plan.
+    Always True on SQLite."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = {"key": f":gridcrew-replan:{region}"}
+    with engine.connect() as connection:
+        got = bool(connection.execute(text(
+            "SELECT pg_try_advisory_lock(hashtext(current_schema() || :key))"), key).scalar())
+        connection.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                connection.execute(text("SELECT pg_advisory_unlock(hashtext(current_schema() || :key))"), key)
+                connection.commit()
 
 
 def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterable[int] = ()) -> None:

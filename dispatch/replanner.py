@@ -2,7 +2,8 @@
 outside the request path and replaces the committed plan only when it finds a better one. A region is re-planned
 at most once every ``min_interval_s`` (its committed plan's age counts, whichever process committed it): in a
 storm emergencies come every few seconds, each already has its crew from the fast insertion, and back-to-back
-re-plans in every process would take the CPU that intake and the crews' devices need. Every
+re-plans in every process would take the CPU that intake and the crews' devices need; for the same reason a
+process leaves a region alone while another process is re-planning it (`dispatch.locks.replan_turn`). Every
 ``overrun_check_s`` the same thread also looks for jobs overrunning their planned finish without a report from the
 device (dispatch.events.overruns_by_time) on every region it has seen, and re-plans those regions. A run that
 loses a deadlock runs again a few times (dispatch/locks.py says why that should be rare)."""
@@ -20,13 +21,14 @@ from sqlmodel import Session
 
 from core.clock import utcnow
 from dispatch.events import overruns_by_time
-from dispatch.locks import lost_a_race
+from dispatch.locks import lost_a_race, replan_turn
 from dispatch.planning import committed_plan, reoptimize_if_better
 
 log = logging.getLogger(__name__)
+BUSY_RETRY_S = 5.0  # without an interval: how soon to look again when another process is re-planning the region
 RACE_RETRIES = 3  # runs again after a lost deadlock / serialization failure, then gives up until the next request
 # Called with (region, outcome) for every background run and every retry: committed, unchanged, retried, failed,
-# deferred (another process committed a plan of the region less than min_interval_s ago).
+# deferred (another process committed a plan of the region less than min_interval_s ago, or is re-planning it).
 # api/metrics.py counts them.
 RUN_OBSERVERS: list[Callable[[str, str], None]] = []
 
@@ -90,7 +92,15 @@ class Replanner:
                 continue
             with self._wake:  # requests arriving while it runs are due an interval after its start
                 self._last_run[region] = time.monotonic()
-            self.replan(region)
+            with replan_turn(self.engine, region) as mine:
+                if mine:
+                    self.replan(region)
+                    continue
+            # Another process is re-planning this region right now: its plan will count as the fresh one.
+            with self._wake:
+                self._due[region] = min(self._due.get(region, float("inf")),
+                                        time.monotonic() + max(self.min_interval_s, BUSY_RETRY_S))
+            _observe(region, "deferred")
 
     def _ready(self) -> list[str]:
         now = time.monotonic()

@@ -80,3 +80,24 @@ def test_without_an_interval_every_request_after_a_run_runs_again(db: Engine, ru
         assert wait_for(lambda: len(runs) == 2)
     finally:
         worker.stop()
+
+
+def test_a_region_another_process_is_replanning_right_now_is_left_to_it(db: Engine, runs: list[str]) -> None:
+    from dispatch.locks import replan_turn
+
+    if db.dialect.name != "postgresql":
+        pytest.skip("one process on SQLite: no other re-planner to take turns with")
+    outcomes: list[tuple[str, str]] = []
+    replanner.RUN_OBSERVERS.append(lambda region, outcome: outcomes.append((region, outcome)))
+    worker = Replanner(db, time_limit_s=0.5, overrun_check_s=None, min_interval_s=30.0)
+    try:
+        with replan_turn(db, "default") as mine:  # "another process" is solving the region's board
+            assert mine
+            worker.request("default")
+            assert wait_for(lambda: ("default", "deferred") in outcomes)
+            assert runs == []  # two solves of one board at once would burn the CPU for one plan
+        with replan_turn(db, "default") as mine:
+            assert mine  # the turn is free again once its holder is done
+    finally:
+        worker.stop()
+        replanner.RUN_OBSERVERS.pop()
