@@ -61,6 +61,23 @@ def empty_tables(engine: Engine) -> None:
                 connection.execute(text(f"DELETE FROM {table}"))
 
 
+def statements_during(engine: Engine, work: Callable[[], object]) -> list[str]:
+    """The SQL statements `engine` sent while `work` ran (to check how a domain function uses the database)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    return seen
+
+
 @pytest.fixture
 def db(engine: Engine) -> Iterator[Engine]:
     """The test database, emptied after the test."""

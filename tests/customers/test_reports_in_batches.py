@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -16,7 +16,7 @@ from customers.incidents import _site_cells
 from dispatch.intake import IntakeContext, IntakeResult, NewTicket, create_ticket, create_tickets
 from dispatch.models import Incident, Ticket
 from geo.points import haversine_km
-from tests.conftest import empty_tables
+from tests.conftest import empty_tables, statements_during
 from tests.customers.customer_world import SPOTS, build_world, phone_of
 
 START = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
@@ -134,18 +134,8 @@ def test_two_reports_within_the_duplicate_distance_always_share_a_lock_cell() ->
 def test_a_batch_locks_the_groups_its_reports_join_at_once(db: Engine, intake_context: IntakeContext) -> None:
     # Each grouped report locks its group politely, in a savepoint of its own; a batch predicts the groups of
     # all its reports first and locks them in one go, so its reports find their rows held.
-    def savepoints(write: object) -> int:
-        seen: list[str] = []
-
-        def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-            seen.append(statement)
-
-        event.listen(db, "before_cursor_execute", count)
-        try:
-            write()  # type: ignore[operator]
-        finally:
-            event.remove(db, "before_cursor_execute", count)
-        return sum(1 for s in seen if s.startswith("SAVEPOINT"))
+    def savepoints(write: Callable[[], object]) -> int:
+        return sum(1 for s in statements_during(db, write) if s.startswith("SAVEPOINT"))
 
     with Session(db, expire_on_commit=False) as session:
         build_world(session)

@@ -25,7 +25,7 @@ from customers.notify import (
 from customers.updates import clear_estimate_cache, estimate_etr, repair_minutes, ticket_changed
 from dispatch.enums import TicketStatus
 from dispatch.intake import IntakeContext, NewTicket, create_ticket
-from dispatch.models import Incident
+from dispatch.models import Incident, Ticket
 from dispatch.planning import optimize_and_store
 from dispatch.tickets import change_status
 from tests.customers.customer_world import SPOTS, build_world, call
@@ -36,6 +36,24 @@ def notes(session: Session, **where: object) -> list[Notification]:
     for name, value in where.items():
         query = query.where(getattr(Notification, name) == value)
     return list(session.exec(query))
+
+
+def crews_on_shift(session: Session, count: int) -> None:
+    """`count` line crews at one yard, on shift from an hour ago for eight hours."""
+    now = utcnow()
+    for n in range(1, count + 1):
+        create_crew(session, NewCrew(name=f"Crew {n}", skills=["lv_overhead"], home_lat=30.69, home_lng=114.20,
+                                     shift_start=now - timedelta(hours=1), shift_end=now + timedelta(hours=8)))
+
+
+def callers_along_a_street(session: Session, intake_context: IntakeContext, count: int, metres_apart: float,
+                           first_phone: int) -> list[Ticket]:
+    """`count` fault reports northwards from (30.70, 114.20), each by its own caller (SMS), committed."""
+    reports = [create_ticket(session, intake_context, NewTicket(
+        kind="FAULT_REPAIR", channel="HOTLINE", summary="停电", lat=30.700 + i * metres_apart / 111_200, lng=114.200,
+        contact_phone=str(first_phone + i), preferred_channels=["SMS"]), "dispatcher").ticket for i in range(count)]
+    session.commit()
+    return reports
 
 
 def crew_near(session: Session) -> None:
@@ -183,8 +201,6 @@ def test_a_restored_incident_tells_every_affected_customer_once(
     joined = session.exec(select(Notification).where(Notification.ticket_id.is_not(None))).all()  # type: ignore[union-attr]
     assert all(n.kind in {"CREW_ASSIGNED", "ON_SITE"} for n in joined)
     # The reports that joined the lead are resolved with it.
-    from dispatch.models import Ticket
-
     members = session.exec(select(Ticket).where(Ticket.incident_id == incident.id)).all()
     assert {t.status for t in members} == {"RESOLVED"} and all(t.power_restored_at for t in members)
 
@@ -192,15 +208,9 @@ def test_a_restored_incident_tells_every_affected_customer_once(
 def test_a_plan_moving_many_tickets_of_one_incident_refreshes_the_incident_once(
         session: Session, intake_context: IntakeContext, monkeypatch: pytest.MonkeyPatch) -> None:
     clear_estimate_cache()
-    now = utcnow()
-    for name in ("Crew 1", "Crew 2"):
-        create_crew(session, NewCrew(name=name, skills=["lv_overhead"], home_lat=30.69, home_lng=114.20,
-                                     shift_start=now - timedelta(hours=1), shift_end=now + timedelta(hours=8)))
+    crews_on_shift(session, 2)
     # Eight callers along one street (no network known): one incident, every report dispatched.
-    reports = [create_ticket(session, intake_context, NewTicket(
-        kind="FAULT_REPAIR", channel="HOTLINE", summary="停电", lat=30.700 + i * 0.0006, lng=114.200,
-        contact_phone=f"139001000{i:02d}", preferred_channels=["SMS"]), "dispatcher").ticket for i in range(8)]
-    session.commit()
+    reports = callers_along_a_street(session, intake_context, 8, metres_apart=67, first_phone=13900100000)
     for report in reports:
         session.refresh(report)
     [incident_id] = {r.incident_id for r in reports}
@@ -230,15 +240,9 @@ def test_a_plan_moving_many_tickets_of_one_incident_refreshes_the_incident_once(
 def test_a_plan_tells_every_caller_once_reading_their_recipients_together(
         session: Session, intake_context: IntakeContext, monkeypatch: pytest.MonkeyPatch) -> None:
     clear_estimate_cache()
-    now = utcnow()
-    for name in ("Crew 1", "Crew 2", "Crew 3"):
-        create_crew(session, NewCrew(name=name, skills=["lv_overhead"], home_lat=30.69, home_lng=114.20,
-                                     shift_start=now - timedelta(hours=1), shift_end=now + timedelta(hours=8)))
+    crews_on_shift(session, 3)
     # Six callers kilometres apart: six tickets, no incident between them.
-    reports = [create_ticket(session, intake_context, NewTicket(
-        kind="FAULT_REPAIR", channel="HOTLINE", summary="No power", lat=30.60 + i * 0.04, lng=114.20,
-        contact_phone=f"139002000{i:02d}", preferred_channels=["SMS"]), "dispatcher").ticket for i in range(6)]
-    session.commit()
+    reports = callers_along_a_street(session, intake_context, 6, metres_apart=4450, first_phone=13900200000)
     lookups: list[list[int]] = []
     lookup = updates.recipients_of_tickets
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -15,20 +14,7 @@ from dispatch.intake import IntakeContext, NewTicket, create_ticket
 from dispatch.locks import crews_when_locked, lock_rows
 from dispatch.models import Ticket
 from dispatch.planning import AssignRequest, assign_ticket
-
-
-def statements_during(engine: Engine, work: object) -> list[str]:
-    seen: list[str] = []
-
-    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        work()  # type: ignore[operator]
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return seen
+from tests.conftest import statements_during
 
 
 def test_locked_tickets_and_their_crews_are_read_once_per_transaction(
