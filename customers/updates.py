@@ -4,7 +4,7 @@ than the margin), incident status kept in step with its tickets, and the notific
 `ticket_changed` is the one hook dispatch calls (from `record_event` and after a plan is committed); it runs
 in the caller's transaction, so a change and its notifications commit together. The incident of a changed
 ticket is brought up to date once per transaction, not once per ticket: its id is noted in `session.info` and
-the incident is refreshed at the end of `tickets_changed` or, at the latest, in `before_commit` (a plan that
+the incident is refreshed at the end of `publishing_together` or, at the latest, in `before_commit` (a plan that
 moves hundreds of tickets of one incident would otherwise re-read the incident's tickets for each of them).
 """
 
@@ -219,8 +219,9 @@ def ticket_changed(session: Session, ticket: Ticket, at: datetime | None = None,
 @contextmanager
 def publishing_together(session: Session) -> Iterator[None]:
     """Within the block, changed tickets are noted; at its end each is published once, from its final state,
-    with one read of their publications, one of their recipients and one insert of their notifications
-    (a plan commit changes hundreds of tickets). Nested blocks publish with the outermost."""
+    with one read of their publications, one of their recipients and one insert of their notifications (a plan
+    commit changes hundreds of tickets); then each incident they touched is refreshed once. Nested blocks
+    publish with the outermost."""
     if TOGETHER_KEY in session.info:
         yield
         return
@@ -232,6 +233,7 @@ def publishing_together(session: Session) -> Iterator[None]:
         session.info.pop(TOGETHER_KEY, None)
     _publish(session, [entry for entry in noted.values()
                        if entry[0].kind in FIELD and entry[0].duplicate_of_id is None])
+    refresh_changed_incidents(session)
 
 
 def _publish(session: Session, entries: Sequence[tuple[Ticket, datetime | None, CustomerSettings | None]]) -> None:
@@ -344,15 +346,6 @@ def release_duplicates(session: Session, ticket: Ticket) -> Ticket | None:
     record_event(session, heir, "system", kind="NOTE",
                  note=f"{ticket.number} was cancelled; this report is dispatched in its place")
     return heir
-
-
-def tickets_changed(session: Session, tickets: Iterable[Ticket], at: datetime | None = None) -> None:
-    """The hook of a committed plan: every ticket whose ETA it set, published together; then each incident they
-    (or the plan's status changes before) touched is refreshed once."""
-    with publishing_together(session):
-        for ticket in tickets:
-            ticket_changed(session, ticket, at)
-    refresh_changed_incidents(session)
 
 
 # ------------------------------------------------------------------ incidents: once per transaction

@@ -350,9 +350,9 @@ def commit_plan(session: Session, plan: DispatchPlan, source: str) -> None:
             continue
         old_assignment.active = False
         session.add(old_assignment)
-    from customers.updates import publishing_together, tickets_changed
+    from customers.updates import publishing_together, ticket_changed
 
-    # Customers hear of the plan's changes once per ticket, from its final state, in one batch (issue 9).
+    # Customers hear of the plan's changes once per ticket, from its final state, in one batch (issues 7, 9).
     with publishing_together(session):
         for a in new:
             a.active = True
@@ -390,10 +390,10 @@ def commit_plan(session: Session, plan: DispatchPlan, source: str) -> None:
             if ticket is not None and ticket.status == TicketStatus.ASSIGNED:
                 ticket.eta = None
                 change_status(session, ticket, TicketStatus.NEW, source, note="back in the pool: no crew in this plan")
+        for ticket_id in sorted(planned_ids & tickets.keys()):  # an ETA moved without a new status is news too
+            ticket_changed(session, tickets[ticket_id])
     plan.status = PlanStatus.COMMITTED.value
     session.add(plan)
-    # ETAs moved by the plan reach customers (issue 7)
-    tickets_changed(session, [tickets[i] for i in planned_ids if i in tickets])
 
 
 def _crew_name(crews: dict[int | None, Crew], crew_id: int) -> str:
