@@ -34,7 +34,7 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -88,16 +88,26 @@ def replan_turn(engine: Engine, region: str) -> Iterator[bool]:
         yield True
         return
     key = {"key": f":gridcrew-replan:{region}"}
-    with engine.connect() as connection:
+    connection = None
+    try:
+        connection = engine.connect()
         got = bool(connection.execute(text(
             "SELECT pg_try_advisory_lock(hashtext(current_schema() || :key))"), key).scalar())
         connection.commit()
-        try:
-            yield got
-        finally:
+    except DBAPIError:  # the database is away: the re-plan itself finds out, says so and is tried again later
+        if connection is not None:
+            with suppress(DBAPIError):
+                connection.close()
+        yield True
+        return
+    try:
+        yield got
+    finally:
+        with suppress(DBAPIError):  # a lost connection let go of the lock with it
             if got:
                 connection.execute(text("SELECT pg_advisory_unlock(hashtext(current_schema() || :key))"), key)
                 connection.commit()
+        connection.close()
 
 
 def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterable[int] = ()) -> None:

@@ -39,3 +39,16 @@ def test_locked_tickets_and_their_crews_are_read_once_per_transaction(
         assert again == []  # read from the session, and held already: no statement at all
         session.rollback()
         assert crews_when_locked(session, [held_id]) is None  # a new transaction holds nothing yet
+
+
+def test_a_replan_turn_with_the_database_away_is_taken_so_the_replan_itself_reports_it() -> None:
+    # The background re-planner asks for its turn first: a database that is down must not kill its thread.
+    from core.db import make_engine
+    from dispatch.locks import replan_turn
+
+    away = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    try:
+        with replan_turn(away, "default") as mine:
+            assert mine
+    finally:
+        away.dispose()
