@@ -119,18 +119,14 @@ class Problem:
         # crews and depots take the area type of the nearest ticket would be nicer; the slower-endpoint
         # rule already makes legs into/out of cities slow, and crew/generator yards are assumed urban.
         prov = provider or GeodesicProvider(settings.travel)
-        km = (
-            haversine_km_matrix(np.asarray(pts, dtype=float)) * settings.travel.detour_factor
-            if pts
-            else np.zeros((0, 0))
-        )
         if not pts:
-            minutes = np.zeros((0, 0), dtype=np.int64)
-        elif isinstance(prov, GeodesicProvider) and prov.settings.detour_factor == settings.travel.detour_factor:
-            check_points(pts)  # the geodesic minutes come from the same distances: an n×n matrix once, not twice
-            minutes = prov.minutes_for(km, areas)
+            km, minutes = np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int64)
         else:
-            minutes = prov.matrix(pts, areas)
+            km = haversine_km_matrix(check_points(pts)) * settings.travel.detour_factor
+            if isinstance(prov, GeodesicProvider) and prov.settings.detour_factor == settings.travel.detour_factor:
+                minutes = prov.minutes_for(km, areas)  # from the same distances: an n×n matrix once, not twice
+            else:
+                minutes = prov.matrix(pts, areas)
         return cls(list(crews), list(tickets), list(generators), settings, np.asarray(minutes, np.int64), km)
 
     def __post_init__(self) -> None:
