@@ -164,8 +164,10 @@ def test_serve_with_two_workers_serves_one_database_and_every_worker_logs_json_l
             flights = [InFlight(lambda r=r: server.post(CREATE, {"input": r}, bearer)) for r in reports * 2]
             ids = [f.wait()["data"]["createTicket"]["ticket"]["id"] for f in flights]
             assert ids[:5] == ids[5:]
-            # /healthz answered once the first worker was up; the second may still be importing on a busy machine
-            wait_until(lambda: server.log().count("Started server process") >= 2, "both workers to start")
+            # /healthz answered once the first worker was up; the second may still be importing on a busy machine.
+            # Count lines, not the phrase: uvicorn's line holds it twice (msg and color_message).
+            wait_until(lambda: sum('"msg": "Started server process' in line for line in server.log().splitlines()) >= 2,
+                       "both workers to start")
             lines = [line for line in server.log().splitlines() if line.strip()]
         assert db.scalar("SELECT count(*) FROM ticket") == 5
         entries = [json.loads(line) for line in lines]  # not one plain-text line, workers included
