@@ -19,7 +19,7 @@ from customers.directory import find_customers, load_network
 from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
 from customers.prediction import Call, Outage, Thresholds, outage_of, predict_outages
 from dispatch.enums import OPEN_STATUSES, PRIORITY_ORDER, Priority, TicketKind, TicketStatus
-from dispatch.locks import crews_when_locked, is_postgresql, lock_rows
+from dispatch.locks import crews_when_locked, is_postgresql, lock_rows, tickets_of_locked_incident
 from dispatch.models import Assignment, Incident, Ticket
 from dispatch.rules import load_rules
 from geo.points import haversine_km
@@ -49,6 +49,9 @@ class Batch:
     calls: list[Any] = field(default_factory=list)  # open fault reports of the batch's windows (light rows)
     # ticket id -> the calls around it and the outage they predicted (a report asks twice: see _lock_likely_groups)
     predicted: dict[int, tuple[list[Call], Outage | None]] = field(default_factory=dict)
+    # ticket id -> the rows of `calls` in its region, window and box (or all its region's and window's, on a
+    # feeder): what does not change while the batch goes on, sorted out once a report
+    near: dict[int, list[Any]] = field(default_factory=dict)
     scopes: list[IncidentScope] = field(default_factory=list)  # kept: the session holds them only weakly
 
 
@@ -242,29 +245,40 @@ def _calls_of(session: Session, batch: Batch, ticket: Ticket, feeder: str | None
               settings: CustomerSettings) -> list[Call]:
     """The calls `ticket`'s outage is predicted from: the window's open, unjoined fault reports of its region
     around it (or from its feeder's customers), as they are now in this transaction."""
-    window = timedelta(minutes=settings.incident_window_minutes)
-    box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
     calls = []
-    for t_id, lat, lng, at, region, t_account, t_phone, c_account, c_transformer, c_feeder in batch.calls:
-        if t_id in batch.waiting or region != ticket.region or abs(at - ticket.created_at) > window:
+    for t_id, lat, lng, at, _region, t_account, t_phone, c_account, c_transformer, c_feeder in _near(
+            batch, ticket, feeder, settings):
+        if t_id in batch.waiting:
             continue
         if t_id in batch.customers:  # a report of this batch: its customer link is not written yet
             linked = batch.customers[t_id]
             c_account, c_transformer, c_feeder = (linked.account_number, linked.transformer, linked.feeder) \
                 if linked is not None else (None, None, None)
         known = c_account is not None
-        if feeder is not None:
-            if not known or (c_feeder and c_feeder != feeder):
-                continue  # another feeder's call (or unknown): not this network's business
-        elif ticket.lat is None or ticket.lng is None or lat is None or lng is None \
-                or abs(lat - ticket.lat) > box or abs(lng - ticket.lng) > box * 1.2:
-            continue
+        if feeder is not None and (not known or (c_feeder and c_feeder != feeder)):
+            continue  # another feeder's call (or unknown): not this network's business
         now = session.identity_map.get(identity_key(Ticket, t_id))  # changed by this batch since it was read
         if now is not None and (now.duplicate_of_id is not None or now.status not in OPEN):
             continue
         calls.append(Call(id=t_id, lat=lat, lng=lng, at=at, customer=c_account if known else (t_account or t_phone),
                           transformer=c_transformer if known else None))
     return calls
+
+
+def _near(batch: Batch, ticket: Ticket, feeder: str | None, settings: CustomerSettings) -> list[Any]:
+    """The rows of the batch's calls that may be calls of `ticket`'s outage whatever the batch does: of its
+    region and window, and around it (unless it is on a known feeder). Sorted out once a report: a report's
+    outage is predicted twice, and the batch's calls are those of all its reports' boxes."""
+    rows = batch.near.get(ticket.id or 0)
+    if rows is None:
+        window = timedelta(minutes=settings.incident_window_minutes)
+        box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
+        rows = [row for row in batch.calls if row[4] == ticket.region and abs(row[3] - ticket.created_at) <= window
+                and (feeder is not None or (ticket.lat is not None and ticket.lng is not None and row[1] is not None
+                                            and row[2] is not None and abs(row[1] - ticket.lat) <= box
+                                            and abs(row[2] - ticket.lng) <= box * 1.2))]
+        batch.near[ticket.id or 0] = rows
+    return rows
 
 
 def _predicted_outage(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,
@@ -335,11 +349,13 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
         grouped = [t for t in grouped if t.incident_id is None]
         if len(grouped) < 2 or all(t is not ticket for t in grouped):
             return None
+    scope = None
     if incident is None:
         incident = Incident(created_at=ticket.created_at)
         session.add(incident)
         session.flush()
-    scope = session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)
+        scope = IncidentScope(incident_id=incident.id or 0)  # (a new incident has none yet)
+    scope = scope or session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)
     crews = crews_when_locked(session, [t.id or 0 for t in grouped])
     assigned = {i for i, active in crews.items() if active} if crews is not None else \
         {a.ticket_id for a in session.exec(select(Assignment).where(
@@ -395,9 +411,11 @@ def _stays_within(session: Session, incident: Incident, grouped: list[Ticket], s
     """Whether the incident's reports and `grouped` together are no wider than the maximum incident diameter
     (each side is within it already: only the pairs across are measured)."""
     ids = {t.id for t in grouped}
-    members = [(lat, lng) for t_id, lat, lng in session.exec(select(Ticket.id, Ticket.lat, Ticket.lng).where(
-        Ticket.incident_id == incident.id, col(Ticket.duplicate_of_id).is_(None)))
-        if lat is not None and lng is not None and t_id not in ids]
+    locked = tickets_of_locked_incident(session, incident.id or 0)
+    rows = [(t.id, t.lat, t.lng) for t in locked if t.duplicate_of_id is None] if locked is not None else \
+        session.exec(select(Ticket.id, Ticket.lat, Ticket.lng).where(
+            Ticket.incident_id == incident.id, col(Ticket.duplicate_of_id).is_(None))).all()
+    members = [(lat, lng) for t_id, lat, lng in rows if lat is not None and lng is not None and t_id not in ids]
     limit = settings.incident_max_diameter_km
     return all(haversine_km(lat, lng, t.lat, t.lng) <= limit
                for lat, lng in members for t in grouped if t.lat is not None and t.lng is not None)

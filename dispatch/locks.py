@@ -24,8 +24,9 @@ the ticket's incident must be refreshed), and a plan commit locks hundreds of ro
 should not be the one a deadlock kills. So `lock_rows` takes the rows politely: in a savepoint, with a lock and a
 statement timeout shorter than PostgreSQL's `deadlock_timeout` (1 ms a ticket for big plans); when a row is
 busy it rolls back to the savepoint (letting go of what it took), waits a moment and tries again. Whoever held
-the row goes on; no cycle lasts long enough to be declared a deadlock. After a bounded number of tries it waits
-like anyone else. SQLite serialises writers: nothing to do there.
+the row goes on; no cycle lasts long enough to be declared a deadlock. The first try does not wait at all
+(`NOWAIT`: rows are seldom busy, and then it needs no timeouts set and put back); after a bounded number of
+tries it waits like anyone else. SQLite serialises writers: nothing to do there.
 """
 
 from __future__ import annotations
@@ -123,13 +124,16 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
     generators = sorted({int(g) for g in generator_ids if g is not None})
     if not (ids or generators):
         return  # all of them held already in this transaction (intake marking several reports duplicate)
-    before = _own_timeouts(session)
     for attempt in range(POLITE_TRIES):
         try:
             with session.begin_nested():
-                _set_timeouts(session, f"{POLITE_LOCK_MS}ms", f"{max(POLITE_STATEMENT_MS, len(ids))}ms")
-                locked = _lock_in_order(session, ids, generators)
-                _set_timeouts(session, *before)  # the connection's own settings for the rest of the transaction
+                if attempt == 0:
+                    locked = _lock_in_order(session, ids, generators, nowait=True)
+                else:
+                    before = _own_timeouts(session)
+                    _set_timeouts(session, f"{POLITE_LOCK_MS}ms", f"{max(POLITE_STATEMENT_MS, len(ids))}ms")
+                    locked = _lock_in_order(session, ids, generators)
+                    _set_timeouts(session, *before)  # the connection's own settings for the rest of the transaction
             _hold(session, held, locked)  # only now: a busy attempt's savepoint let go of what it had read
             return
         except OperationalError as error:
@@ -177,6 +181,16 @@ def crews_when_locked(session: Session, ticket_ids: Iterable[int]) -> dict[int, 
     return {i: crews[i] for i in ids} if all(i in crews for i in ids) else None
 
 
+def tickets_of_locked_incident(session: Session, incident_id: int) -> list[Ticket] | None:
+    """The tickets of `incident_id` as this transaction has them, when it locked the incident (`lock_rows`, on
+    PostgreSQL; None otherwise). None is missing: lock_rows locked every ticket of it, and a ticket joins an
+    incident only under the incident's lock."""
+    held = _held_rows(session)
+    if incident_id not in held.incidents:
+        return None
+    return [t for t in held.tickets.values() if t.incident_id == incident_id]
+
+
 def _own_timeouts(session: Session) -> tuple[str, str]:
     """The connection's lock and statement timeouts, read once a transaction (`lock_rows` puts them back after
     every polite attempt, so they stay what they were; intake's batches call it once per grouped report)."""
@@ -194,7 +208,9 @@ def _set_timeouts(session: Session, lock_timeout: str, statement_timeout: str) -
                     {"l": lock_timeout, "s": statement_timeout})
 
 
-def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -> _Rows:
+def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], nowait: bool = False) -> _Rows:
+    """Lock and read the rows in the lock order; with `nowait`, a busy row fails the statement at once (55P03)."""
+    lock = {"key_share": True, "nowait": nowait}
     locked = _Rows()
     tried: set[int] = set()
     incidents: set[int] = set()
@@ -211,7 +227,7 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
         incidents |= found
         if new:
             for incident in session.exec(select(Incident).where(col(Incident.id).in_(new))
-                                         .order_by(col(Incident.id)).with_for_update(key_share=True)
+                                         .order_by(col(Incident.id)).with_for_update(**lock)
                                          .execution_options(populate_existing=True)).all():
                 locked.incidents[incident.id or 0] = incident
             siblings = session.exec(select(Ticket.id).where(col(Ticket.incident_id).in_(new))).all()
@@ -219,7 +235,7 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
         todo = [i for i in ids if i not in tried]
         if todo:
             for ticket in session.exec(select(Ticket).where(col(Ticket.id).in_(todo)).order_by(col(Ticket.id))
-                                       .with_for_update(key_share=True)
+                                       .with_for_update(**lock)
                                        .execution_options(populate_existing=True)).all():
                 incident_of[ticket.id or 0] = ticket.incident_id
                 locked.tickets[ticket.id or 0] = ticket
@@ -227,12 +243,12 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int]) -
             for _id, ticket_id, crew_id in session.exec(
                     select(Assignment.id, Assignment.ticket_id, Assignment.crew_id)
                     .where(col(Assignment.ticket_id).in_(todo), col(Assignment.active).is_(True))
-                    .order_by(col(Assignment.id)).with_for_update(key_share=True)).all():
+                    .order_by(col(Assignment.id)).with_for_update(**lock)).all():
                 locked.crews[ticket_id].add(crew_id)
             session.exec(select(TicketPublication.ticket_id).where(col(TicketPublication.ticket_id).in_(todo))
-                         .order_by(col(TicketPublication.ticket_id)).with_for_update(key_share=True)).all()
+                         .order_by(col(TicketPublication.ticket_id)).with_for_update(**lock)).all()
             tried.update(todo)
     if generator_ids:
         session.exec(select(MobileGenerator.id).where(col(MobileGenerator.id).in_(generator_ids))
-                     .order_by(col(MobileGenerator.id)).with_for_update(key_share=True)).all()
+                     .order_by(col(MobileGenerator.id)).with_for_update(**lock)).all()
     return locked
