@@ -217,28 +217,33 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], n
     incident_of: dict[int, int | None] = {}  # of the locked tickets, as read under their lock
     for _round in range(3):  # a ticket may have joined an incident between the look-up and its lock: again
         if _round:  # every ticket of `ids` is locked now: what their rows said then holds
-            found = {i for i in incident_of.values() if i is not None}
+            found = {i for i in incident_of.values() if i is not None} - incidents
+            if not found:
+                break
+            which = col(Incident.id).in_(sorted(found))
+        elif ids:  # the incidents of `ids`, looked up by the statement that locks them
+            which = col(Incident.id).in_(select(Ticket.incident_id).where(col(Ticket.id).in_(ids)))
         else:
-            found = set(session.exec(select(Ticket.incident_id).where(
-                col(Ticket.id).in_(ids), col(Ticket.incident_id).is_not(None))).all()) if ids else set()
-        if _round and found <= incidents:
-            break
-        new = sorted(found - incidents)
-        incidents |= found
-        if new:
-            for incident in session.exec(select(Incident).where(col(Incident.id).in_(new))
-                                         .order_by(col(Incident.id)).with_for_update(**lock)
-                                         .execution_options(populate_existing=True)).all():
-                locked.incidents[incident.id or 0] = incident
-            siblings = session.exec(select(Ticket.id).where(col(Ticket.incident_id).in_(new))).all()
-            ids = sorted(set(ids) | set(siblings))
-        todo = [i for i in ids if i not in tried]
-        if todo:
-            for ticket in session.exec(select(Ticket).where(col(Ticket.id).in_(todo)).order_by(col(Ticket.id))
-                                       .with_for_update(**lock)
+            break  # generators only
+        new = []
+        for incident in session.exec(select(Incident).where(which).order_by(col(Incident.id))
+                                     .with_for_update(**lock).execution_options(populate_existing=True)).all():
+            locked.incidents[incident.id or 0] = incident
+            new.append(incident.id)
+        incidents.update(new)
+        # The tickets, with every ticket of the incidents just locked (their siblings), in one statement.
+        untried = [i for i in ids if i not in tried]
+        which = col(Ticket.id).in_(untried) | col(Ticket.incident_id).in_(new) if new else col(Ticket.id).in_(untried)
+        todo = []
+        if untried or new:
+            for ticket in session.exec(select(Ticket).where(which).order_by(col(Ticket.id)).with_for_update(**lock)
                                        .execution_options(populate_existing=True)).all():
                 incident_of[ticket.id or 0] = ticket.incident_id
                 locked.tickets[ticket.id or 0] = ticket
+                if ticket.id not in tried:
+                    todo.append(ticket.id or 0)
+        ids = sorted(set(ids) | set(todo))
+        if todo:
             locked.crews.update({t: set() for t in todo})
             for _id, ticket_id, crew_id in session.exec(
                     select(Assignment.id, Assignment.ticket_id, Assignment.crew_id)
@@ -247,7 +252,7 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], n
                 locked.crews[ticket_id].add(crew_id)
             session.exec(select(TicketPublication.ticket_id).where(col(TicketPublication.ticket_id).in_(todo))
                          .order_by(col(TicketPublication.ticket_id)).with_for_update(**lock)).all()
-            tried.update(todo)
+        tried.update(untried, todo)
     if generator_ids:
         session.exec(select(MobileGenerator.id).where(col(MobileGenerator.id).in_(generator_ids))
                      .order_by(col(MobileGenerator.id)).with_for_update(**lock)).all()
