@@ -145,6 +145,17 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
     _hold(session, held, _lock_in_order(session, ids, generators))
 
 
+def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
+    """`lock_rows` for one ticket, and the ticket as read under the lock (None if there is none): the row it
+    read, or, where it takes no locks (SQLite), the ticket read afresh."""
+    lock_rows(session, [ticket_id])
+    held = _held_rows(session).tickets.get(ticket_id)
+    if held is not None:
+        return held
+    return session.exec(select(Ticket).where(Ticket.id == ticket_id).with_for_update(key_share=True)
+                        .execution_options(populate_existing=True)).first()
+
+
 @dataclass
 class _Rows:
     """Rows locked through `lock_rows`, as read under the lock: tickets and incidents (kept here so they stay

@@ -22,7 +22,7 @@ from core.errors import DomainError, ErrorCode
 from crews.models import Crew, GeneratorStatus, MobileGenerator
 from crews.roster import on_shift, require_crew
 from dispatch.enums import FIELD_KINDS, OPEN_STATUSES, PlanStatus, TicketStatus
-from dispatch.locks import lock_region_plans, lock_rows
+from dispatch.locks import crews_when_locked, lock_region_plans, lock_rows, lock_ticket
 from dispatch.models import Assignment, AssignmentRole, DispatchPlan, Ticket
 from dispatch.optimizer import (
     AssignmentOut,
@@ -519,9 +519,8 @@ def assign_ticket(session: Session, request: AssignRequest, source: str, now: da
     now = now or utcnow()
     seen = _assignment_state(session, request.ticket_id)
     require_ticket(session, request.ticket_id)
-    lock_rows(session, [request.ticket_id])  # in the lock order of dispatch writes (dispatch/locks.py)
-    ticket = session.exec(select(Ticket).where(Ticket.id == request.ticket_id).with_for_update(key_share=True)
-                          .execution_options(populate_existing=True)).one()
+    ticket = lock_ticket(session, request.ticket_id)  # in the lock order of dispatch writes (dispatch/locks.py)
+    assert ticket is not None  # (require_ticket found it; tickets are never deleted)
     if _assignment_state(session, request.ticket_id) != seen:
         raise DomainError.one("ticketId", f"ticket {ticket.number} was just changed by someone else (now "
                               f"{ticket.status}): reload it and decide again", ErrorCode.CONFLICT)
@@ -627,11 +626,13 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     # The lock order of dispatch writes (dispatch/locks.py): the region's plan lock, then the ticket's row (with
     # its incident's). A dispatcher may have assigned it since it was read: look again (as assign_ticket).
     lock_region_plans(session, ticket.region)
-    lock_rows(session, [ticket.id or 0])
-    ticket = session.exec(select(Ticket).where(Ticket.id == ticket.id).with_for_update(key_share=True)
-                          .execution_options(populate_existing=True)).one()
-    if ticket.status != TicketStatus.NEW or session.exec(select(Assignment.id).where(
-            Assignment.ticket_id == ticket.id, col(Assignment.active).is_(True))).first() is not None:
+    locked = lock_ticket(session, ticket.id or 0)
+    assert locked is not None  # (tickets are never deleted)
+    ticket = locked
+    crews = crews_when_locked(session, [ticket.id or 0])
+    assigned = bool(crews[ticket.id or 0]) if crews is not None else session.exec(select(Assignment.id).where(
+        Assignment.ticket_id == ticket.id, col(Assignment.active).is_(True))).first() is not None
+    if ticket.status != TicketStatus.NEW or assigned:
         session.rollback()
         return None
     data = read_planning_input(session, ticket.region, now, only_routed_and=ticket.id)
