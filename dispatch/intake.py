@@ -8,6 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -139,28 +140,43 @@ def find_by_request_id(session: Session, client_request_id: str) -> Ticket | Non
 
 
 @dataclass
-class _Draft:
-    """A validated, located and triaged report, ready to be written."""
+class Draft:
+    """A validated, located and triaged report, ready to be written: no database work went into it, so it is
+    made before a report joins the writer's queue (dispatch/intake_queue.py), outside the one writer's time."""
 
-    index: int
     report: NewTicket
     source: str
-    ticket: Ticket
-    why: str
+    fields: dict[str, Any]  # the new ticket's columns
+    why: str  # why the ticket has its priority
     warnings: list[str]
+    ticket: Ticket = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ticket = Ticket(**self.fields)
+
+    def again(self) -> Draft:
+        """The same draft with a ticket object of its own: for another try at writing it (a failed
+        transaction leaves its objects behind with whatever it had written into them)."""
+        return Draft(self.report, self.source, self.fields, self.why, self.warnings)
 
 
 def create_ticket(session: Session, context: IntakeContext, report: NewTicket, source: str) -> IntakeResult:
-    """Validate, locate, triage and store a report; commits before returning (the write is durable).
+    """Validate, locate, triage and store a report; commits before returning (the write is durable)."""
+    return write_ticket(session, draft_ticket(context, report, source))
+
+
+def write_ticket(session: Session, draft: Draft) -> IntakeResult:
+    """Store a drafted report; commits before returning (the write is durable).
 
     The same `client_request_id` always returns the first ticket, also when two retries race: the unique
     index decides and the loser reads the winner's ticket.
     """
     try:
-        outcome = create_tickets(session, context, [(report, source)])[0]
+        outcome = write_tickets(session, [draft])[0]
     except IntegrityError:
         session.rollback()
-        if report.client_request_id and (existing := find_by_request_id(session, report.client_request_id)):
+        request_id = draft.report.client_request_id
+        if request_id and (existing := find_by_request_id(session, request_id)):
             return IntakeResult(existing, created=False)
         raise
     if isinstance(outcome, DomainError):
@@ -170,41 +186,48 @@ def create_ticket(session: Session, context: IntakeContext, report: NewTicket, s
 
 def create_tickets(session: Session, context: IntakeContext, reports: Sequence[tuple[NewTicket, str]],
                    ) -> list[IntakeResult | DomainError]:
-    """Store many reports (each with its source) in one transaction, in their order, and commit: what intake does
-    with the reports that arrive together (dispatch/intake_queue.py). Each report gets its own answer: its ticket,
-    or the DomainError that says what is wrong with it (the others are stored all the same).
+    """Validate, locate and triage many reports (each with its source), then store them together
+    (`write_tickets`). A report that is wrong gets the DomainError that says why; the others are stored."""
+    drafts: list[Draft | DomainError] = []
+    for report, source in reports:
+        try:
+            drafts.append(draft_ticket(context, report, source))
+        except DomainError as error:
+            drafts.append(error)
+    return write_tickets(session, drafts)
+
+
+def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> list[IntakeResult | DomainError]:
+    """Store many drafted reports in one transaction, in their order, and commit: what intake does with the
+    reports that arrive together (dispatch/intake_queue.py). Each gets its own answer: its ticket, or (passed
+    through) the DomainError of a report that could not be drafted.
 
     Each report is analysed as if the ones before it had come alone and first (duplicates, incidents). A
     `client_request_id` seen before (or earlier in the batch) answers the first ticket. Raises IntegrityError when
     a concurrent transaction stored one of the request ids first (or, for a lone report, any transaction did:
-    create_ticket answers that one); nothing of the batch is written then.
+    write_ticket answers that one); nothing of the batch is written then.
     """
-    outcomes: list[IntakeResult | DomainError | None] = [None] * len(reports)
-    drafts: list[_Draft] = []
-    for index, (report, source) in enumerate(reports):
-        try:
-            drafts.append(_draft(context, report, source, index))
-        except DomainError as error:
-            outcomes[index] = error
+    outcomes: list[IntakeResult | DomainError | None] = [d if isinstance(d, DomainError) else None for d in drafts]
+    good = [(index, d) for index, d in enumerate(drafts) if isinstance(d, Draft)]
     # A batch looks its request ids up first (one replay would otherwise fail the whole batch on the unique
-    # index); a lone report tries the insert first, which saves the common case the look-up (create_ticket).
-    request_ids = sorted({d.report.client_request_id for d in drafts if d.report.client_request_id})
+    # index); a lone report tries the insert first, which saves the common case the look-up (write_ticket).
+    request_ids = sorted({d.report.client_request_id for _i, d in good if d.report.client_request_id})
     known = {t.client_request_id: t for t in session.exec(select(Ticket).where(
-        col(Ticket.client_request_id).in_(request_ids)))} if request_ids and len(reports) > 1 else {}
-    new: list[_Draft] = []
-    for draft in drafts:
+        col(Ticket.client_request_id).in_(request_ids)))} if request_ids and len(drafts) > 1 else {}
+    new: list[tuple[int, Draft]] = []
+    for index, draft in good:
         request_id = draft.report.client_request_id
         if request_id is not None and request_id in known:
-            outcomes[draft.index] = IntakeResult(known[request_id], created=False)
+            outcomes[index] = IntakeResult(known[request_id], created=False)
             continue
         if request_id is not None:
             known[request_id] = draft.ticket  # a repeat later in this batch answers this one
-        new.append(draft)
+        new.append((index, draft))
     if new:
-        tickets = [d.ticket for d in new]
+        tickets = [d.ticket for _i, d in new]
         session.add_all(tickets)
         session.flush()  # the ids, for the events
-        for draft in new:
+        for _index, draft in new:
             record_event(session, draft.ticket, draft.source, at=draft.ticket.created_at,
                          note=f"reported via {draft.report.channel}; priority {draft.ticket.priority} ({draft.why})")
             for warning in draft.warnings:
@@ -212,23 +235,24 @@ def create_tickets(session: Session, context: IntakeContext, reports: Sequence[t
         from customers.incidents import process_reports  # customer link, duplicates, incidents (issue 7)
 
         process_reports(session, tickets)
-        for draft in new:
-            outcomes[draft.index] = IntakeResult(draft.ticket, created=True, warnings=draft.warnings)
-    for draft in drafts:  # repeats of a request id within the batch
-        if outcomes[draft.index] is None:
-            outcomes[draft.index] = IntakeResult(known[draft.report.client_request_id or ""], created=False)
+        for index, draft in new:
+            outcomes[index] = IntakeResult(draft.ticket, created=True, warnings=draft.warnings)
+    for index, draft in good:  # repeats of a request id within the batch
+        if outcomes[index] is None:
+            outcomes[index] = IntakeResult(known[draft.report.client_request_id or ""], created=False)
     for outcome in outcomes:  # (read in this session: the caller's answer needs no query of its own)
         if isinstance(outcome, IntakeResult) and outcome.ticket.duplicate_of_id is not None:
             outcome.duplicate_of = session.get(Ticket, outcome.ticket.duplicate_of_id)
     session.commit()
-    for draft in new:
+    for _index, draft in new:
         ticket = draft.ticket
         log.info("ticket created", extra={"ticket": ticket.number, "kind": ticket.kind, "priority": ticket.priority})
     return [o for o in outcomes if o is not None]
 
 
-def _draft(context: IntakeContext, report: NewTicket, source: str, index: int) -> _Draft:
-    """Validate, locate and triage one report into an unsaved ticket (no database work)."""
+def draft_ticket(context: IntakeContext, report: NewTicket, source: str) -> Draft:
+    """Validate, locate and triage one report into an unsaved ticket (no database work; the geocoder may be a
+    remote server). Raises DomainError when the report is wrong."""
     validate(report)
     warnings: list[str] = []
     lat, lng, site_kind, place = report.lat, report.lng, None, None
@@ -255,7 +279,7 @@ def _draft(context: IntakeContext, report: NewTicket, source: str, index: int) -
         else infer_skills(context.rules, kind, text)
     phone = normalise_phone(report.contact_phone) if report.contact_phone else None
 
-    ticket = Ticket(
+    fields = dict(
         kind=kind.value, channel=report.channel, priority=priority.value, status=TicketStatus.NEW.value,
         summary=report.summary.strip(), description=report.description, address=report.address,
         lat=lat, lng=lng, area_type=area.value,
@@ -270,4 +294,4 @@ def _draft(context: IntakeContext, report: NewTicket, source: str, index: int) -
         respond_by=respond_by, resolve_by=resolve_by,
     )
     why = "given" if report.priority else f"inferred: {triage.reason}"
-    return _Draft(index, report, source, ticket, why, warnings)
+    return Draft(report, source, fields, why, warnings)

@@ -10,6 +10,9 @@ writer is free it takes whatever has arrived (up to MAX_BATCH), so a lone report
 load the batches grow by themselves. Batches stay small because a batch holds the rows it locks (the incidents
 its reports join) until its COMMIT, and device pushes and plan commits wait for them.
 
+A report is validated, located and triaged (drafted) in the caller's thread, before it joins the queue: that
+work needs no database, and the one writer's time is what bounds intake.
+
 Every caller still gets its own answer, and only after the COMMIT (a write is durable before we answer). When a
 batch fails as a whole (a concurrent transaction stored one of its clientRequestIds first, a lost race, a fault),
 nothing of it was written: its reports are written again one by one, each getting its own answer.
@@ -26,7 +29,8 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from dispatch.intake import IntakeContext, IntakeResult, NewTicket, create_ticket, create_tickets
+from core.errors import DomainError
+from dispatch.intake import Draft, IntakeContext, IntakeResult, NewTicket, draft_ticket, write_ticket, write_tickets
 from dispatch.locks import lost_a_race
 
 log = logging.getLogger(__name__)
@@ -45,8 +49,7 @@ BATCH_OBSERVERS: list[Callable[[int], None]] = []
 
 @dataclass
 class _Item:
-    report: NewTicket
-    source: str
+    draft: Draft
     future: Future[IntakeResult]
 
 
@@ -65,9 +68,16 @@ class IntakeQueue:
         self._running = 0  # writer threads
 
     def submit(self, report: NewTicket, source: str) -> Future[IntakeResult]:
+        """Draft the report here, in the caller's thread (a wrong one is answered at once, with its DomainError),
+        and queue it for the writer."""
         future: Future[IntakeResult] = Future()
+        try:
+            draft = draft_ticket(self.context, report, source)
+        except DomainError as error:
+            future.set_exception(error)
+            return future
         with self._ready:
-            self._items.append(_Item(report, source, future))
+            self._items.append(_Item(draft, future))
             if self._running < self.writers and len(self._items) > self._running * self.max_batch:
                 self._running += 1
                 threading.Thread(target=self._run, name="intake-writer", daemon=True).start()
@@ -89,16 +99,16 @@ class IntakeQueue:
         for observe in BATCH_OBSERVERS:
             observe(len(batch))
         if len(batch) == 1:
-            self._write_alone(batch[0])
+            self._write_alone(batch[0], batch[0].draft)
             return
         try:
             with Session(self.engine, expire_on_commit=False) as session:
-                outcomes = create_tickets(session, self.context, [(i.report, i.source) for i in batch])
+                outcomes = write_tickets(session, [i.draft for i in batch])
         except Exception as error:  # noqa: BLE001 - nothing of the batch was written: one by one, then
             log.info("intake batch of %d failed (%s): writing its reports one by one", len(batch),
                      type(error).__name__)
             for item in batch:
-                self._write_alone(item)
+                self._write_alone(item, item.draft.again())
             return
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, IntakeResult):
@@ -106,11 +116,11 @@ class IntakeQueue:
             else:
                 item.future.set_exception(outcome)
 
-    def _write_alone(self, item: _Item) -> None:
+    def _write_alone(self, item: _Item, draft: Draft) -> None:
         for attempt in range(SINGLE_TRIES):
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
-                    item.future.set_result(create_ticket(session, self.context, item.report, item.source))
+                    item.future.set_result(write_ticket(session, draft if attempt == 0 else draft.again()))
                 return
             except Exception as error:  # noqa: BLE001 - the caller answers it (a DomainError is the caller's input)
                 if attempt + 1 < SINGLE_TRIES and lost_a_race(error):

@@ -252,8 +252,12 @@ class CreateTicket(BaseMutation):
             return await super().mutate(root, info, input)
         try:
             report = cls.report(input)
-            # Written with the reports that arrive with it (dispatch/intake_queue.py); answered after its COMMIT.
-            result = await asyncio.wrap_future(queue.submit(report, info.context.principal.source))
+            # Drafted here, then written with the reports that arrive with it (dispatch/intake_queue.py); answered
+            # after its COMMIT. A report to be geocoded is drafted in a worker thread: the geocoder may be a server.
+            source = info.context.principal.source
+            submitted = queue.submit(report, source) if report.lat is not None or not report.address else \
+                await anyio.to_thread.run_sync(queue.submit, report, source)
+            result = await asyncio.wrap_future(submitted)
         except DomainError as error:
             return {"errors": error.problems}
         except Exception:  # noqa: BLE001 - logged with a reference, never a traceback in the answer

@@ -73,6 +73,22 @@ def test_a_bad_report_among_good_ones_gets_its_errors_and_the_others_are_stored(
         assert len(session.exec(select(Ticket)).all()) == 4
 
 
+def test_a_wrong_report_is_answered_when_submitted_without_waiting_for_the_writer(
+        db: Engine, intake_context: IntakeContext) -> None:
+    # Reports are drafted (validated, located, triaged) in the caller's thread, before they join the queue.
+    sizes: list[int] = []
+    intake_queue.BATCH_OBSERVERS.append(sizes.append)
+    try:
+        wrong = IntakeQueue(db, intake_context).submit(report(1, summary="  "), "app")
+        assert wrong.done()
+        with pytest.raises(DomainError) as error:
+            wrong.result()
+    finally:
+        intake_queue.BATCH_OBSERVERS.remove(sizes.append)
+    assert error.value.problems[0].field == ["summary"]
+    assert sizes == []  # no batch was written for it
+
+
 def test_a_batch_that_loses_a_race_on_a_request_id_is_written_again_one_by_one(
         db: Engine, intake_context: IntakeContext) -> None:
     # Another server process is storing report 3 (same clientRequestId) right now; its transaction commits while
