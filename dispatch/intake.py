@@ -212,8 +212,9 @@ def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> li
     # A batch looks its request ids up first (one replay would otherwise fail the whole batch on the unique
     # index); a lone report tries the insert first, which saves the common case the look-up (write_ticket).
     request_ids = sorted({d.report.client_request_id for _i, d in good if d.report.client_request_id})
-    known = {t.client_request_id: t for t in session.exec(select(Ticket).where(
-        col(Ticket.client_request_id).in_(request_ids)))} if request_ids and len(drafts) > 1 else {}
+    seen = session.exec(select(Ticket.client_request_id, Ticket.id).where(
+        col(Ticket.client_request_id).in_(request_ids))).all() if request_ids and len(drafts) > 1 else []
+    known = {request_id: session.get_one(Ticket, ticket_id) for request_id, ticket_id in seen}  # (seldom any)
     new: list[tuple[int, Draft]] = []
     for index, draft in good:
         request_id = draft.report.client_request_id
