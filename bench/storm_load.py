@@ -408,17 +408,22 @@ def check(engine: Engine, storm: Storm, followers: list[dict[str, Any]]) -> dict
             "regions with two committed plans": plans}
 
 
-async def settle(engine: Engine, followers: list[dict[str, Any]], timeout: float) -> None:
-    """Give the fan-out time to deliver the last changes: until every subscriber's view is the ticket's
-    status, or `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+async def settle(engine: Engine, followers: list[dict[str, Any]], timeout: float) -> float:
+    """Give the fan-out time to deliver the last changes: until the relay has published the change log (a plan
+    committed in the storm's last seconds writes thousands of rows at once) and every subscriber's view is the
+    ticket's status, or `timeout`. Returns the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() < started + timeout:
         with engine.connect() as connection:
             statuses = dict(connection.execute(text("SELECT id, status FROM ticket WHERE region = :r"),
                                                {"r": FIELD_REGION}).all())
-        if all(f["dropped"] or not f["seen"] or f["seen"][-1] == statuses[f["ticket_id"]] for f in followers):
-            return
+            relay = connection.execute(text("SELECT value FROM sync_counter WHERE name = 'relay'")).scalar() or 0
+            last = connection.execute(text("SELECT max(seq) FROM sync_change")).scalar() or 0
+        if relay >= last and all(f["dropped"] or not f["seen"] or f["seen"][-1] == statuses[f["ticket_id"]]
+                                 for f in followers):
+            break
         await asyncio.sleep(0.5)
+    return time.monotonic() - started
 
 
 # ------------------------------------------------------------------ main
@@ -466,11 +471,11 @@ async def run_storm(args: argparse.Namespace, url: str, engine: Engine, storm: S
         await asyncio.gather(*load)
         elapsed = time.monotonic() - started
         retried = await storm.retry_failed(client)
-        await settle(engine, storm.followers, timeout=30)
+        settled = await settle(engine, storm.followers, timeout=60)
         stop.set()
         await asyncio.gather(*watchers, return_exceptions=True)
     device_stats["made"] = {d.spec.device_id: d.made for d in devices}
-    return {"elapsed": elapsed, "devices": device_stats, "retried": retried}
+    return {"elapsed": elapsed, "devices": device_stats, "retried": retried, "settled": settled}
 
 
 def main() -> None:
@@ -543,7 +548,7 @@ def main() -> None:
     refused = len(devices_stats["refused"])
 
     print(f"\nload phase {elapsed:.1f} s (until the last device drained its queue); load average "
-          f"{load_before:.2f} -> {load_after:.2f}")
+          f"{load_before:.2f} -> {load_after:.2f}; live fan-out settled {outcome['settled']:.1f} s after it")
     print(f"tickets created {created} in {storm.intake_seconds:.1f} s: {created / storm.intake_seconds:.1f} "
           f"tickets/s (offered {plan.tickets / plan.minutes / 60:.1f}/s; a report waited up to {storm.behind:.1f} s "
           f"to be sent; {storm.not_sent} not sent at all, the server being too far behind); requests retried "
