@@ -574,9 +574,11 @@ def main() -> None:
     for line in (stats.examples + details)[:15]:
         print("  " + line)
     failures = server_failures(port)
-    if failures:
-        print("the server logged: " + "; ".join(f"{count} x {what}" for what, count in failures.items()))
-    log_path(port).unlink(missing_ok=True)
+    if failures:  # the log stays, for the tracebacks
+        print("the server logged: " + "; ".join(f"{count} x {what}" for what, count in failures.items())
+              + f" (log: {log_path(port)})")
+    else:
+        log_path(port).unlink(missing_ok=True)
     engine.dispose()
     bad = lost + duplicated + refused + sum(checks.values())
     raise SystemExit(1 if bad else 0)
