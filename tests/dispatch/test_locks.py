@@ -52,3 +52,61 @@ def test_a_replan_turn_with_the_database_away_is_taken_so_the_replan_itself_repo
             assert mine
     finally:
         away.dispose()
+
+
+def _incident_of_two(db: Engine, intake_context: IntakeContext) -> tuple[int, int, int]:
+    """Two reports grouped into one incident (a hundred metres apart, at once); their ids and the incident's."""
+    with Session(db, expire_on_commit=False) as session:
+        first, second = (create_ticket(session, intake_context, NewTicket(
+            kind="FAULT_REPAIR", channel="HOTLINE", summary="No power", lat=30.6 + i * 0.001, lng=114.3),
+            "hotline").ticket for i in range(2))
+        session.refresh(first)
+        assert first.incident_id is not None
+        return first.id or 0, second.id or 0, first.incident_id
+
+
+def test_the_tickets_of_a_locked_incident_are_known_without_reading_them_again(
+        db: Engine, intake_context: IntakeContext) -> None:
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: lock_rows takes no row locks there")
+    from dispatch.locks import tickets_of_locked_incident
+
+    first, second, incident = _incident_of_two(db, intake_context)
+    with Session(db) as session:
+        assert tickets_of_locked_incident(session, incident) is None  # not locked in this transaction
+        lock_rows(session, [first])  # the incident comes with it, and all of its tickets
+        members = statements_during(db, lambda: tickets_of_locked_incident(session, incident))
+        assert members == []
+        assert sorted(t.id or 0 for t in tickets_of_locked_incident(session, incident) or []) == [first, second]
+        session.rollback()
+
+
+def test_a_busy_ticket_is_locked_once_its_holder_lets_go(db: Engine, intake_context: IntakeContext) -> None:
+    # The first try does not wait (NOWAIT); the next ones wait a little and back off, until the row is free.
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: lock_rows takes no row locks there")
+    import threading
+
+    from sqlalchemy import text
+
+    from dispatch.locks import lock_ticket
+
+    first, _second, _incident = _incident_of_two(db, intake_context)
+    with db.connect() as holder:
+        holder.execute(text("SELECT id FROM ticket WHERE id = :t FOR UPDATE"), {"t": first})
+        done = threading.Event()
+        locked: list[int | None] = []
+
+        def lock() -> None:
+            with Session(db) as session:
+                ticket = lock_ticket(session, first)
+                locked.append(ticket.id if ticket is not None else None)
+                session.rollback()
+            done.set()
+
+        worker = threading.Thread(target=lock)
+        worker.start()
+        assert not done.wait(0.5)  # still trying while the row is held
+        holder.rollback()
+        worker.join(30)
+    assert done.is_set() and locked == [first]
