@@ -562,7 +562,7 @@ def main() -> None:
 
     print(f"\nload phase {elapsed:.1f} s (until the last device drained its queue); load average "
           f"{load_before:.2f} -> {load_after:.2f}; live fan-out settled {outcome['settled']:.1f} s after it "
-          f"({after} changes committed after it, by background re-plans, were not waited for)")
+          f"({after} changes committed after it, as by a background re-plan, were not waited for)")
     print(f"tickets created {created} in {storm.intake_seconds:.1f} s: {created / storm.intake_seconds:.1f} "
           f"tickets/s (offered {plan.tickets / plan.minutes / 60:.1f}/s; a report waited up to {storm.behind:.1f} s "
           f"to be sent; {storm.not_sent} not sent at all, the server being too far behind); requests retried "

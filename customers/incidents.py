@@ -349,13 +349,13 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
         grouped = [t for t in grouped if t.incident_id is None]
         if len(grouped) < 2 or all(t is not ticket for t in grouped):
             return None
-    scope = None
     if incident is None:
         incident = Incident(created_at=ticket.created_at)
         session.add(incident)
         session.flush()
-        scope = IncidentScope(incident_id=incident.id or 0)  # (a new incident has none yet)
-    scope = scope or session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)
+        scope = IncidentScope(incident_id=incident.id or 0)  # (a new incident has none yet: no look-up)
+    else:
+        scope = session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)
     crews = crews_when_locked(session, [t.id or 0 for t in grouped])
     assigned = {i for i, active in crews.items() if active} if crews is not None else \
         {a.ticket_id for a in session.exec(select(Assignment).where(
