@@ -246,6 +246,7 @@ def _calls_of(session: Session, batch: Batch, ticket: Ticket, feeder: str | None
     """The calls `ticket`'s outage is predicted from: the window's open, unjoined fault reports of its region
     around it (or from its feeder's customers), as they are now in this transaction."""
     calls = []
+    identity = session.identity_map  # (keys built here: identity_key() is slow for a loop over the window's calls)
     for t_id, lat, lng, at, _region, t_account, t_phone, c_account, c_transformer, c_feeder in _near(
             batch, ticket, feeder, settings):
         if t_id in batch.waiting:
@@ -257,7 +258,7 @@ def _calls_of(session: Session, batch: Batch, ticket: Ticket, feeder: str | None
         known = c_account is not None
         if feeder is not None and (not known or (c_feeder and c_feeder != feeder)):
             continue  # another feeder's call (or unknown): not this network's business
-        now = session.identity_map.get(identity_key(Ticket, t_id))  # changed by this batch since it was read
+        now = identity.get((Ticket, (t_id,), None))  # changed by this batch since it was read
         if now is not None and (now.duplicate_of_id is not None or now.status not in OPEN):
             continue
         calls.append(Call(id=t_id, lat=lat, lng=lng, at=at, customer=c_account if known else (t_account or t_phone),
@@ -273,10 +274,14 @@ def _near(batch: Batch, ticket: Ticket, feeder: str | None, settings: CustomerSe
     if rows is None:
         window = timedelta(minutes=settings.incident_window_minutes)
         box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
-        rows = [row for row in batch.calls if row[4] == ticket.region and abs(row[3] - ticket.created_at) <= window
-                and (feeder is not None or (ticket.lat is not None and ticket.lng is not None and row[1] is not None
-                                            and row[2] is not None and abs(row[1] - ticket.lat) <= box
-                                            and abs(row[2] - ticket.lng) <= box * 1.2))]
+        region, at, lat, lng = ticket.region, ticket.created_at, ticket.lat, ticket.lng  # (read once, not per row)
+        if feeder is not None:
+            rows = [row for row in batch.calls if row[4] == region and abs(row[3] - at) <= window]
+        elif lat is None or lng is None:
+            rows = []
+        else:
+            rows = [row for row in batch.calls if row[4] == region and row[1] is not None and row[2] is not None
+                    and abs(row[1] - lat) <= box and abs(row[2] - lng) <= box * 1.2 and abs(row[3] - at) <= window]
         batch.near[ticket.id or 0] = rows
     return rows
 
