@@ -34,11 +34,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import BindParameter, Select, bindparam, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
@@ -219,9 +221,41 @@ def _set_timeouts(session: Session, lock_timeout: str, statement_timeout: str) -
                     {"l": lock_timeout, "s": statement_timeout})
 
 
+def _ids(name: str) -> BindParameter[Any]:
+    return bindparam(name, expanding=True)
+
+
+@lru_cache
+def _locking(what: str, nowait: bool) -> Select[Any]:
+    """The locking statements of `_lock_in_order`, built once (building a statement anew costs about as much
+    as running it): `what` names the rows, `nowait` makes a busy row fail the statement at once (55P03)."""
+    lock = {"key_share": True, "nowait": nowait}
+    statements: dict[str, Callable[[], Select[Any]]] = {
+        # The incidents of the tickets, looked up by the statement that locks them.
+        "incidents of tickets": lambda: select(Incident).where(col(Incident.id).in_(
+            select(Ticket.incident_id).where(col(Ticket.id).in_(_ids("tickets"))))),
+        "incidents": lambda: select(Incident).where(col(Incident.id).in_(_ids("incidents"))),
+        # The tickets, with every ticket of the incidents just locked (their siblings).
+        "tickets": lambda: select(Ticket).where(col(Ticket.id).in_(_ids("tickets"))),
+        "tickets and siblings": lambda: select(Ticket).where(
+            col(Ticket.id).in_(_ids("tickets")) | col(Ticket.incident_id).in_(_ids("incidents"))),
+        "assignments": lambda: select(Assignment.id, Assignment.ticket_id, Assignment.crew_id).where(
+            col(Assignment.ticket_id).in_(_ids("tickets")), col(Assignment.active).is_(True)),
+        "publications": lambda: select(TicketPublication.ticket_id).where(
+            col(TicketPublication.ticket_id).in_(_ids("tickets"))),
+        "generators": lambda: select(MobileGenerator.id).where(col(MobileGenerator.id).in_(_ids("generators"))),
+    }
+    order = {"incidents of tickets": Incident.id, "incidents": Incident.id, "tickets": Ticket.id,
+             "tickets and siblings": Ticket.id, "assignments": Assignment.id,
+             "publications": TicketPublication.ticket_id, "generators": MobileGenerator.id}
+    statement = statements[what]().order_by(col(order[what])).with_for_update(**lock)
+    if what.startswith(("incidents", "tickets")):  # read afresh into the session: what was read before may be old
+        statement = statement.execution_options(populate_existing=True)
+    return statement
+
+
 def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], nowait: bool = False) -> _Rows:
     """Lock and read the rows in the lock order; with `nowait`, a busy row fails the statement at once (55P03)."""
-    lock = {"key_share": True, "nowait": nowait}
     locked = _Rows()
     tried: set[int] = set()
     incidents: set[int] = set()
@@ -231,24 +265,21 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], n
             found = {i for i in incident_of.values() if i is not None} - incidents
             if not found:
                 break
-            which = col(Incident.id).in_(sorted(found))
-        elif ids:  # the incidents of `ids`, looked up by the statement that locks them
-            which = col(Incident.id).in_(select(Ticket.incident_id).where(col(Ticket.id).in_(ids)))
+            rows = session.exec(_locking("incidents", nowait), params={"incidents": sorted(found)})
+        elif ids:
+            rows = session.exec(_locking("incidents of tickets", nowait), params={"tickets": ids})
         else:
             break  # generators only
         new = []
-        for incident in session.exec(select(Incident).where(which).order_by(col(Incident.id))
-                                     .with_for_update(**lock).execution_options(populate_existing=True)).all():
+        for incident in rows.all():
             locked.incidents[incident.id or 0] = incident
             new.append(incident.id)
         incidents.update(new)
-        # The tickets, with every ticket of the incidents just locked (their siblings), in one statement.
         untried = [i for i in ids if i not in tried]
-        which = col(Ticket.id).in_(untried) | col(Ticket.incident_id).in_(new) if new else col(Ticket.id).in_(untried)
         todo = []
         if untried or new:
-            for ticket in session.exec(select(Ticket).where(which).order_by(col(Ticket.id)).with_for_update(**lock)
-                                       .execution_options(populate_existing=True)).all():
+            statement = _locking("tickets and siblings" if new else "tickets", nowait)
+            for ticket in session.exec(statement, params={"tickets": untried, "incidents": new}).all():
                 incident_of[ticket.id or 0] = ticket.incident_id
                 locked.tickets[ticket.id or 0] = ticket
                 if ticket.id not in tried:
@@ -256,15 +287,10 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], n
         ids = sorted(set(ids) | set(todo))
         if todo:
             locked.crews.update({t: set() for t in todo})
-            for _id, ticket_id, crew_id in session.exec(
-                    select(Assignment.id, Assignment.ticket_id, Assignment.crew_id)
-                    .where(col(Assignment.ticket_id).in_(todo), col(Assignment.active).is_(True))
-                    .order_by(col(Assignment.id)).with_for_update(**lock)).all():
+            for _id, ticket_id, crew_id in session.exec(_locking("assignments", nowait), params={"tickets": todo}):
                 locked.crews[ticket_id].add(crew_id)
-            session.exec(select(TicketPublication.ticket_id).where(col(TicketPublication.ticket_id).in_(todo))
-                         .order_by(col(TicketPublication.ticket_id)).with_for_update(**lock)).all()
+            session.exec(_locking("publications", nowait), params={"tickets": todo}).all()
         tried.update(untried, todo)
     if generator_ids:
-        session.exec(select(MobileGenerator.id).where(col(MobileGenerator.id).in_(generator_ids))
-                     .order_by(col(MobileGenerator.id)).with_for_update(**lock)).all()
+        session.exec(_locking("generators", nowait), params={"generators": generator_ids}).all()
     return locked
