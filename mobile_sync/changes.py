@@ -139,19 +139,36 @@ def _after_flush(session: Session, _context: Any) -> None:
             found[ticket_id].add(crew_id)
         for ticket_id, crews in found.items():
             known[ticket_id] = crews | crews_of.get(ticket_id, set())
-    crews_of = {t: known[t] for t in ids}
     changes: list[dict[str, Any]] = []
     for ticket_id in ids:
-        changes.append({"topic": TOPIC_BOARD, "crew_id": None, "ticket_id": ticket_id, "payload": None})
-        for crew_id in sorted(crews_of.get(ticket_id, ())):
-            changes.append({"topic": TOPIC_CREW, "crew_id": crew_id, "ticket_id": ticket_id, "payload": None})
-        if ticket_id in customer:
-            ticket = touched[ticket_id]
-            assert ticket is not None
-            changes.append({"topic": TOPIC_CUSTOMER, "crew_id": None, "ticket_id": ticket_id, "payload": {
-                "changed": customer[ticket_id], "status": ticket.status, "eta": _iso(ticket.eta),
-                "etr": _iso(ticket.etr), "power_restored_at": _iso(ticket.power_restored_at)}})
+        changes += _rows(ticket_id, known[ticket_id], touched[ticket_id], customer.get(ticket_id))
     session.info.setdefault(PENDING_KEY, []).append((_chain(session), changes))
+
+
+def note_new_tickets(session: Session, tickets: list[Ticket]) -> None:
+    """Log tickets that were inserted without the session's unit of work (intake inserts a batch's reports with
+    one statement), as `after_flush` logs a new ticket: no crew holds them, customers see all of their fields."""
+    known: dict[int, set[int]] = session.info.setdefault(CREWS_KEY, {})
+    changes: list[dict[str, Any]] = []
+    for ticket in tickets:
+        assert ticket.id is not None
+        changes += _rows(ticket.id, known.setdefault(ticket.id, set()), ticket, list(CUSTOMER_FIELDS))
+    session.info.setdefault(PENDING_KEY, []).append((_chain(session), changes))
+
+
+def _rows(ticket_id: int, crews: set[int], ticket: Ticket | None, customer_fields: list[str] | None,
+          ) -> list[dict[str, Any]]:
+    """The change rows of one touched ticket: the board's, each crew's that holds (or held) it, and the customers'
+    when a field they see changed."""
+    rows: list[dict[str, Any]] = [{"topic": TOPIC_BOARD, "crew_id": None, "ticket_id": ticket_id, "payload": None}]
+    rows += [{"topic": TOPIC_CREW, "crew_id": crew_id, "ticket_id": ticket_id, "payload": None}
+             for crew_id in sorted(crews)]
+    if customer_fields:
+        assert ticket is not None
+        rows.append({"topic": TOPIC_CUSTOMER, "crew_id": None, "ticket_id": ticket_id, "payload": {
+            "changed": customer_fields, "status": ticket.status, "eta": _iso(ticket.eta), "etr": _iso(ticket.etr),
+            "power_restored_at": _iso(ticket.power_restored_at)}})
+    return rows
 
 
 def _before_commit(session: Session) -> None:
