@@ -8,12 +8,14 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import or_, text
+from sqlalchemy import ColumnElement, Select, bindparam, or_, text
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
+from core.db import id_list
 from customers.config import CustomerSettings, get_customer_settings
 from customers.directory import find_customers, load_network
 from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
@@ -136,6 +138,37 @@ def _site_box(settings: CustomerSettings) -> float:
     return settings.duplicate_site_m / 111_000 * 2
 
 
+@lru_cache(maxsize=512)
+def _candidates_statement(accounts: bool, phones: bool, customers: bool, boxes: int) -> Select[Any]:
+    """The query of `_read_candidates` for a batch's shape, built once (building it costs as much as running it):
+    open field tickets of the batch's kinds and regions since `since`, by one of the callers (`accounts`,
+    `phones`, linked to `customer_ids`), of the batch itself (`own`), or within one of the sites' boxes."""
+    who = [col(Ticket.id).in_(id_list("own"))]
+    if accounts:
+        who.append(col(Ticket.account_number).in_(id_list("accounts")))
+    if phones:
+        who.append(col(Ticket.contact_phone).in_(id_list("phones")))
+    if customers:
+        who.append(col(Ticket.id).in_(select(TicketCustomer.ticket_id).where(
+            col(TicketCustomer.customer_id).in_(id_list("customer_ids")))))
+    return select(Ticket).where(
+        col(Ticket.kind).in_(id_list("kinds")), col(Ticket.region).in_(id_list("regions")),
+        col(Ticket.status).in_(OPEN), col(Ticket.duplicate_of_id).is_(None),
+        col(Ticket.created_at) >= bindparam("since"), or_(*who, *_in_boxes(boxes)),
+    ).order_by(col(Ticket.id))
+
+
+def _in_boxes(boxes: int) -> list[ColumnElement[bool]]:
+    """A ticket lies in box i: `_box(i, ...)` gives its bounds at execution."""
+    return [col(Ticket.lat).between(bindparam(f"lat_lo{i}"), bindparam(f"lat_hi{i}"))
+            & col(Ticket.lng).between(bindparam(f"lng_lo{i}"), bindparam(f"lng_hi{i}")) for i in range(boxes)]
+
+
+def _box(i: int, lat: float, lng: float, half_lat: float, half_lng: float) -> dict[str, float]:
+    return {f"lat_lo{i}": lat - half_lat, f"lat_hi{i}": lat + half_lat,
+            f"lng_lo{i}": lng - half_lng, f"lng_hi{i}": lng + half_lng}
+
+
 def _read_candidates(session: Session, batch: Batch, tickets: list[Ticket], settings: CustomerSettings) -> None:
     """Open field tickets that may be the original of one of `tickets`: by the same customer (account, phone or
     linked ticket) or at the same site, in one query for the batch; each report picks its own from them."""
@@ -144,27 +177,17 @@ def _read_candidates(session: Session, batch: Batch, tickets: list[Ticket], sett
     accounts = sorted({t.account_number for t in tickets if t.account_number})
     phones = sorted({t.contact_phone for t in tickets if t.contact_phone})
     customer_ids = sorted({c.id for t in tickets if (c := batch.customers.get(t.id or 0)) is not None and c.id})
-    who = []
-    if accounts:
-        who.append(col(Ticket.account_number).in_(accounts))
-    if phones:
-        who.append(col(Ticket.contact_phone).in_(phones))
-    if customer_ids:
-        who.append(col(Ticket.id).in_(select(TicketCustomer.ticket_id).where(
-            col(TicketCustomer.customer_id).in_(customer_ids))))
-    who.append(col(Ticket.id).in_(sorted(batch.customers)))  # the batch's own (their links are not written yet)
+    located = [t for t in tickets if t.lat is not None and t.lng is not None]
     box = _site_box(settings)
-    who += [(col(Ticket.lat).between(t.lat - box, t.lat + box)) & (col(Ticket.lng).between(t.lng - box * 1.5,
-                                                                                            t.lng + box * 1.5))
-            for t in tickets if t.lat is not None and t.lng is not None]
-    if not who:
-        return
-    since = min(t.created_at for t in tickets) - timedelta(hours=settings.duplicate_window_hours)
-    batch.candidates = list(session.exec(select(Ticket).where(
-        col(Ticket.kind).in_(sorted({t.kind for t in tickets})), col(Ticket.region).in_(sorted({t.region
-                                                                                                  for t in tickets})),
-        col(Ticket.status).in_(OPEN), col(Ticket.duplicate_of_id).is_(None), col(Ticket.created_at) >= since,
-        or_(*who)).order_by(col(Ticket.id))))
+    params: dict[str, Any] = {
+        "kinds": sorted({t.kind for t in tickets}), "regions": sorted({t.region for t in tickets}),
+        "since": min(t.created_at for t in tickets) - timedelta(hours=settings.duplicate_window_hours),
+        "accounts": accounts, "phones": phones, "customer_ids": customer_ids,
+        "own": sorted(batch.customers)}  # the batch's own (their links are not written yet)
+    for i, t in enumerate(located):
+        params.update(_box(i, t.lat, t.lng, box, box * 1.5))  # type: ignore[arg-type]
+    statement = _candidates_statement(bool(accounts), bool(phones), bool(customer_ids), len(located))
+    batch.candidates = list(session.exec(statement, params=params))
     if customer_ids and batch.candidates:
         for ticket_id, customer_id in session.exec(select(TicketCustomer.ticket_id, TicketCustomer.customer_id).where(
                 col(TicketCustomer.customer_id).in_(customer_ids),
@@ -208,28 +231,43 @@ def _read_calls(session: Session, batch: Batch, tickets: list[Ticket], settings:
     """The open fault reports within the incident window of `tickets`, around them (or on their feeders), in one
     light query for the batch: columns, not ORM objects, because every fault report needs them and in a storm
     the window holds many calls."""
+    if not tickets:
+        return
     window = timedelta(minutes=settings.incident_window_minutes)
-    where_ = [col(Ticket.id).in_(sorted(batch.customers))]
     box = max(settings.incident_radius_km * 4, settings.incident_max_diameter_km) / 111.0
+    on_feeder, boxes = False, 0
+    params: dict[str, Any] = {
+        "own": sorted(batch.customers), "regions": sorted({t.region for t in tickets}),
+        "since": min(t.created_at for t in tickets) - window, "until": max(t.created_at for t in tickets) + window}
     for ticket in tickets:
         if _feeder_of(session, batch.customers.get(ticket.id or 0)) is not None:
-            # On a known network: the feeder's calls from known customers (the feeder is checked per report).
-            where_.append(col(Customer.id).is_not(None))
+            on_feeder = True  # on a known network: the feeder's calls from known customers (checked per report)
         elif ticket.lat is not None and ticket.lng is not None:
             # The report's group lies within the maximum diameter of it; a few radii around keep its neighbours.
-            where_.append(col(Ticket.lat).between(ticket.lat - box, ticket.lat + box)
-                          & col(Ticket.lng).between(ticket.lng - box * 1.2, ticket.lng + box * 1.2))
-    if len(where_) == 1:
+            params.update(_box(boxes, ticket.lat, ticket.lng, box, box * 1.2))
+            boxes += 1
+    if not (on_feeder or boxes):
         return
-    batch.calls = list(session.exec(select(
+    batch.calls = list(session.exec(_calls_statement(on_feeder, boxes), params=params))
+
+
+@lru_cache(maxsize=64)
+def _calls_statement(on_feeder: bool, boxes: int) -> Select[Any]:
+    """The query of `_read_calls` for a batch's shape, built once: the open, unjoined fault reports of the
+    regions created between `since` and `until` that are the batch's own, or of known customers (`on_feeder`),
+    or within one of the boxes; with their customers' network placement."""
+    where_ = [col(Ticket.id).in_(id_list("own"))]
+    if on_feeder:
+        where_.append(col(Customer.id).is_not(None))
+    where_ += _in_boxes(boxes)
+    return select(
         Ticket.id, Ticket.lat, Ticket.lng, Ticket.created_at, Ticket.region, Ticket.account_number,
         Ticket.contact_phone, Customer.account_number, Customer.transformer, Customer.feeder).select_from(
         Ticket).outerjoin(TicketCustomer, col(TicketCustomer.ticket_id) == Ticket.id).outerjoin(
         Customer, col(Customer.id) == TicketCustomer.customer_id).where(
-        Ticket.kind == TicketKind.FAULT_REPAIR.value, col(Ticket.region).in_(sorted({t.region for t in tickets})),
+        Ticket.kind == TicketKind.FAULT_REPAIR.value, col(Ticket.region).in_(id_list("regions")),
         col(Ticket.status).in_(OPEN), col(Ticket.duplicate_of_id).is_(None),
-        col(Ticket.created_at) >= min(t.created_at for t in tickets) - window,
-        col(Ticket.created_at) <= max(t.created_at for t in tickets) + window, or_(*where_))))
+        col(Ticket.created_at) >= bindparam("since"), col(Ticket.created_at) <= bindparam("until"), or_(*where_))
 
 
 def _feeder_of(session: Session, customer: Customer | None) -> str | None:

@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, bindparam, text
+from sqlalchemy import Select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
+from core.db import id_list
 from crews.models import MobileGenerator
 from customers.models import TicketPublication
 from dispatch.models import Assignment, Incident, Ticket
@@ -221,10 +222,6 @@ def _set_timeouts(session: Session, lock_timeout: str, statement_timeout: str) -
                     {"l": lock_timeout, "s": statement_timeout})
 
 
-def _ids(name: str) -> BindParameter[Any]:
-    return bindparam(name, expanding=True)
-
-
 @lru_cache
 def _locking(what: str, nowait: bool) -> Select[Any]:
     """The locking statements of `_lock_in_order`, built once (building a statement anew costs about as much
@@ -233,17 +230,17 @@ def _locking(what: str, nowait: bool) -> Select[Any]:
     statements: dict[str, Callable[[], Select[Any]]] = {
         # The incidents of the tickets, looked up by the statement that locks them.
         "incidents of tickets": lambda: select(Incident).where(col(Incident.id).in_(
-            select(Ticket.incident_id).where(col(Ticket.id).in_(_ids("tickets"))))),
-        "incidents": lambda: select(Incident).where(col(Incident.id).in_(_ids("incidents"))),
+            select(Ticket.incident_id).where(col(Ticket.id).in_(id_list("tickets"))))),
+        "incidents": lambda: select(Incident).where(col(Incident.id).in_(id_list("incidents"))),
         # The tickets, with every ticket of the incidents just locked (their siblings).
-        "tickets": lambda: select(Ticket).where(col(Ticket.id).in_(_ids("tickets"))),
+        "tickets": lambda: select(Ticket).where(col(Ticket.id).in_(id_list("tickets"))),
         "tickets and siblings": lambda: select(Ticket).where(
-            col(Ticket.id).in_(_ids("tickets")) | col(Ticket.incident_id).in_(_ids("incidents"))),
+            col(Ticket.id).in_(id_list("tickets")) | col(Ticket.incident_id).in_(id_list("incidents"))),
         "assignments": lambda: select(Assignment.id, Assignment.ticket_id, Assignment.crew_id).where(
-            col(Assignment.ticket_id).in_(_ids("tickets")), col(Assignment.active).is_(True)),
+            col(Assignment.ticket_id).in_(id_list("tickets")), col(Assignment.active).is_(True)),
         "publications": lambda: select(TicketPublication.ticket_id).where(
-            col(TicketPublication.ticket_id).in_(_ids("tickets"))),
-        "generators": lambda: select(MobileGenerator.id).where(col(MobileGenerator.id).in_(_ids("generators"))),
+            col(TicketPublication.ticket_id).in_(id_list("tickets"))),
+        "generators": lambda: select(MobileGenerator.id).where(col(MobileGenerator.id).in_(id_list("generators"))),
     }
     order = {"incidents of tickets": Incident.id, "incidents": Incident.id, "tickets": Ticket.id,
              "tickets and siblings": Ticket.id, "assignments": Assignment.id,
