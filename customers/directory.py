@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, insert, or_
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
+from core.db import id_list
 from customers.models import Customer, NetworkDevice, TicketCustomer
 from customers.prediction import Network
 from geo.points import validate_lat_lng
@@ -269,6 +270,10 @@ def _read_network(session: Session, feeder: str | None) -> Network | None:
                    customers_on_transformer=counts)
 
 
+_CUSTOMERS = select(Customer).where(col(Customer.account_number).in_(id_list("accounts"))
+                                    | col(Customer.phone).in_(id_list("phones")))
+
+
 def find_customers(session: Session, callers: list[tuple[str | None, str | None]]) -> list[Customer | None]:
     """The customer behind each report (account number, phone): by account number first, else by phone when it
     names one customer; one query for them all (intake reads a batch at once)."""
@@ -276,13 +281,11 @@ def find_customers(session: Session, callers: list[tuple[str | None, str | None]
               for account, phone in callers]
     accounts = sorted({a for a, _ in wanted if a})
     numbers = sorted({n for _, n in wanted if n})
-    conditions = ([col(Customer.account_number).in_(accounts)] if accounts else []) + \
-        ([col(Customer.phone).in_(numbers)] if numbers else [])
-    if not conditions:
+    if not (accounts or numbers):
         return [None] * len(callers)
     by_account: dict[str, Customer] = {}
     by_phone: dict[str, list[Customer]] = {}
-    for customer in session.exec(select(Customer).where(or_(*conditions))):
+    for customer in session.exec(_CUSTOMERS, params={"accounts": accounts, "phones": numbers}):
         by_account[customer.account_number] = customer
         if customer.phone:
             by_phone.setdefault(customer.phone, []).append(customer)

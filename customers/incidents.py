@@ -94,6 +94,10 @@ def _process(session: Session, batch: Batch, ticket: Ticket, customer: Customer 
     return None
 
 
+_TAKE_TURNS = text("SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext(current_schema() || :prefix || key) "
+                   "AS k FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered")
+
+
 def take_turns_with_same_reports(session: Session, tickets: list[Ticket], settings: CustomerSettings) -> None:
     """Two reports by one caller, or at one site, that arrive at the same moment must not both be dispatched:
     each would miss the other's uncommitted ticket. On PostgreSQL they take turns on transaction-scoped
@@ -114,10 +118,7 @@ def take_turns_with_same_reports(session: Session, tickets: list[Ticket], settin
         if ticket.lat is not None and ticket.lng is not None:
             keys.update(_site_cells(ticket.lat, ticket.lng, max(settings.duplicate_site_m, 1.0)))
     if keys:  # in one order everywhere, so two reports never wait on each other's locks
-        session.execute(text(
-            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT hashtext(current_schema() || :prefix || key) "
-            "AS k FROM unnest(CAST(:keys AS text[])) AS key ORDER BY 1) AS ordered"),
-            {"prefix": ":intake:", "keys": sorted(keys)})
+        session.execute(_TAKE_TURNS, {"prefix": ":intake:", "keys": sorted(keys)})
 
 
 def _site_cells(lat: float, lng: float, distance_m: float) -> list[str]:
@@ -343,6 +344,9 @@ def _predicted_outage(session: Session, batch: Batch, ticket: Ticket, customer: 
     return outage
 
 
+_SCOPES = select(IncidentScope).where(col(IncidentScope.incident_id).in_(id_list("incidents")))
+
+
 def _lock_likely_groups(session: Session, batch: Batch, tickets: list[Ticket], customers: list[Customer | None],
                         settings: CustomerSettings) -> None:
     """Lock at once, in the lock order, the reports each fault report of the batch is likely to be grouped with
@@ -362,7 +366,7 @@ def _lock_likely_groups(session: Session, batch: Batch, tickets: list[Ticket], c
     lock_rows(session, sorted(likely))
     incidents = sorted({t.incident_id for t in _tickets(session, sorted(likely)) if t.incident_id is not None})
     if incidents:  # their scopes, read once and kept (group_into_incident asks for each)
-        batch.scopes = list(session.exec(select(IncidentScope).where(col(IncidentScope.incident_id).in_(incidents))))
+        batch.scopes = list(session.exec(_SCOPES, params={"incidents": incidents}))
 
 
 def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,

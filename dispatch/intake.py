@@ -16,6 +16,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
+from core.db import id_list
 from core.errors import DomainError, ErrorCode, Problems
 from dispatch.enums import AreaType, Channel, Priority, TicketKind, TicketStatus
 from dispatch.models import Ticket, TicketEvent
@@ -199,6 +200,9 @@ def create_tickets(session: Session, context: IntakeContext, reports: Sequence[t
     return write_tickets(session, drafts)
 
 
+_KNOWN_REQUESTS = select(Ticket.client_request_id, Ticket.id).where(col(Ticket.client_request_id).in_(id_list("ids")))
+
+
 def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> list[IntakeResult | DomainError]:
     """Store many drafted reports in one transaction, in their order, and commit: what intake does with the
     reports that arrive together (dispatch/intake_queue.py). Each gets its own answer: its ticket, or (passed
@@ -214,8 +218,7 @@ def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> li
     # A batch looks its request ids up first (one replay would otherwise fail the whole batch on the unique
     # index); a lone report tries the insert first, which saves the common case the look-up (write_ticket).
     request_ids = sorted({d.report.client_request_id for _i, d in good if d.report.client_request_id})
-    seen = session.exec(select(Ticket.client_request_id, Ticket.id).where(
-        col(Ticket.client_request_id).in_(request_ids))).all() if request_ids and len(drafts) > 1 else []
+    seen = session.exec(_KNOWN_REQUESTS, params={"ids": request_ids}).all() if request_ids and len(drafts) > 1 else []
     known = {request_id: session.get_one(Ticket, ticket_id) for request_id, ticket_id in seen}  # (seldom any)
     new: list[tuple[int, Draft]] = []
     for index, draft in good:
