@@ -9,11 +9,15 @@ gridcrew keeps no passwords: people and devices get tokens from an operator (`gr
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
 
 import jwt
 
@@ -90,11 +94,22 @@ def principal_from_header(authorization: str | None, settings: Settings | None =
     return principal_from_token(token.strip(), settings, revoked)
 
 
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str, secret: str) -> Mapping[str, Any]:
+    """The claims of a token whose signature is good and that is valid now (raises otherwise: nothing is kept
+    then). Kept, because checking the signature costs more than the rest of a small request's authentication,
+    and callers send the same token again and again; its expiry is checked again at every use."""
+    claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"]})
+    return MappingProxyType(claims)
+
+
 def principal_from_token(token: str, settings: Settings | None = None,
                          revoked: RevocationCheck | None = None) -> Principal:
     settings = settings or get_settings()
     try:
-        claims = jwt.decode(token, settings.secret_key, algorithms=[ALGORITHM], options={"require": ["exp"]})
+        claims = _verified_claims(token, settings.secret_key)
+        if claims["exp"] <= time.time():  # (checked on every use: a verified token is kept, not its validity)
+            raise jwt.ExpiredSignatureError("expired")
         role = Role(claims["role"])
         crew_id = claims.get("crew")
         if crew_id is not None and not isinstance(crew_id, int):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from api.auth import Role, issue_token
+from api.auth import Role, issue_token, principal_from_token
 from api.revocation import Revocations, revoke
 from core.settings import DEFAULT_SECRET, Settings
 from crews.roster import NewCrew, create_crew
@@ -83,6 +84,15 @@ def test_an_expired_token_is_refused_with_the_reason(api: Api) -> None:
     expired = issue_token(Role.DISPATCHER, ttl=timedelta(seconds=-1), settings=api.settings)
     error = staff_only_error(api, expired)
     assert error["extensions"]["code"] == "UNAUTHENTICATED" and "token expired" in error["message"]
+
+
+def test_a_token_used_before_expires_all_the_same(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = issue_token(Role.DISPATCHER, ttl=timedelta(minutes=5), settings=settings)
+    assert principal_from_token(token, settings).role == Role.DISPATCHER  # its signature is checked once, and kept
+    later = time.time() + 301
+    monkeypatch.setattr(time, "time", lambda: later)
+    expired = principal_from_token(token, settings)
+    assert expired.role == Role.PUBLIC and expired.token_error == "token expired"
 
 
 def test_tokens_expire_after_the_configured_lifetime(settings: Settings) -> None:
