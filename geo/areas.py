@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -74,6 +75,24 @@ class PolygonGeometry(_Model):
         located report is tested against them)."""
         raw = [self.coordinates] if self.type == "Polygon" else self.coordinates
         return [[np.asarray(ring, dtype=float)[:, :2] for ring in polygon] for polygon in raw]
+
+    @cached_property
+    def point_rings(self) -> list[list[list[tuple[float, float]]]]:
+        """`rings` as lists of (lng, lat) tuples, for one point at a time (`contains_point`)."""
+        return [[[(float(x), float(y)) for x, y in ring] for ring in polygon] for polygon in self.rings]
+
+    def contains_point(self, lat: float, lng: float) -> bool:
+        """`contains` for one point, in plain Python: for one point numpy's per-call overhead is most of the
+        work (intake classifies every located report)."""
+        for polygon in self.point_rings:
+            odd = False
+            for ring in polygon:
+                for (x1, y1), (x2, y2) in zip(ring, ring[1:], strict=False):
+                    if (y1 > lat) != (y2 > lat) and lng < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
+                        odd = not odd
+            if odd:
+                return True
+        return False
 
     def contains(self, lats: np.ndarray, lngs: np.ndarray) -> np.ndarray:
         """Boolean mask of the points inside (holes excluded)."""
@@ -253,8 +272,16 @@ def classify_areas(region: RegionConfig, lats: Coords, lngs: Coords) -> list[str
 
 
 def classify_area(region: RegionConfig, lat: float, lng: float) -> str:
-    """Area type ("URBAN", "RURAL" or "REMOTE") of one point; ValueError for an invalid coordinate."""
-    return classify_areas(region, [lat], [lng])[0]
+    """Area type ("URBAN", "RURAL" or "REMOTE") of one point (as `classify_areas`); ValueError for an invalid
+    coordinate."""
+    lat, lng = _as_point(lat, lng)
+    for feature in region.areas.features if region.areas is not None else ():
+        if feature.geometry.contains_point(lat, lng):
+            return str(feature.properties.area_type)
+    distances = [(haversine_km(lat, lng, c.lat, c.lng), c.radius_km) for c in region.urban_centres]
+    if any(d <= radius for d, radius in distances):
+        return "URBAN"
+    return "RURAL" if min(d for d, _r in distances) <= region.rural_radius_km else "REMOTE"
 
 
 def branches_for(region: RegionConfig, lats: Coords, lngs: Coords) -> list[str | None]:
@@ -270,7 +297,16 @@ def branches_for(region: RegionConfig, lats: Coords, lngs: Coords) -> list[str |
 
 def branch_for(region: RegionConfig, lat: float, lng: float) -> str | None:
     """Branch code (e.g. "CITY") whose polygon contains the point, or None outside every branch."""
-    return branches_for(region, [lat], [lng])[0]
+    lat, lng = _as_point(lat, lng)
+    return next((f.properties.code for f in region.branches.features if f.geometry.contains_point(lat, lng)), None)
+
+
+def _as_point(lat: float, lng: float) -> tuple[float, float]:
+    """`_as_arrays` for one point."""
+    lat, lng = float(lat), float(lng)
+    if not (math.isfinite(lat) and math.isfinite(lng) and abs(lat) <= 90 and abs(lng) <= 180):
+        raise ValueError(f"point 0 is not a valid coordinate: lat={lat!r}, lng={lng!r}")
+    return lat, lng
 
 
 def in_region(region: RegionConfig, lat: float, lng: float) -> bool:
