@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, or_, text
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
-from core.db import id_list
+from core.db import id_list, insert_as_loaded
 from customers.config import CustomerSettings, get_customer_settings
 from customers.directory import find_customers, load_network
 from customers.models import Customer, IncidentScope, NetworkDevice, TicketCustomer
@@ -398,8 +398,7 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
             return None
     if incident is None:
         incident = Incident(created_at=ticket.created_at)
-        session.add(incident)
-        session.flush()
+        insert_as_loaded(session, [incident])  # (its id, without flushing all the batch has changed so far)
         scope = IncidentScope(incident_id=incident.id or 0)  # (a new incident has none yet: no look-up)
     else:
         scope = session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)

@@ -12,11 +12,10 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
-from core.db import id_list
+from core.db import id_list, insert_as_loaded
 from core.errors import DomainError, ErrorCode, Problems
 from dispatch.enums import AreaType, Channel, Priority, TicketKind, TicketStatus
 from dispatch.models import Ticket, TicketEvent
@@ -250,22 +249,15 @@ def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> li
     return [o for o in outcomes if o is not None]
 
 
-_TICKETS = insert(Ticket.__table__).returning(Ticket.__table__.c.id, sort_by_parameter_order=True)  # type: ignore[attr-defined]
 _EVENTS = insert(TicketEvent.__table__)  # type: ignore[attr-defined]
-_COLUMNS = [c.key for c in Ticket.__table__.columns if c.key != "id"]  # type: ignore[attr-defined]
 
 
 def _insert(session: Session, drafts: list[Draft]) -> None:
     """Insert the drafts' tickets and their first events with a statement each, not through the session's unit
-    of work (which costs intake's one writer about twice the CPU for the same rows), and make the tickets part
-    of the session as if it had loaded them: what the trouble-call analysis changes on them next is flushed as
-    an update. The change log is told of them (it hears of the session's own inserts by itself)."""
+    of work (which costs intake's one writer about twice the CPU for the same rows); what the trouble-call
+    analysis changes on the tickets next is flushed as an update. The change log is told of them."""
+    insert_as_loaded(session, [d.ticket for d in drafts])
     connection = session.connection()
-    ids = connection.execute(_TICKETS, [{key: getattr(d.ticket, key) for key in _COLUMNS} for d in drafts]).scalars()
-    for draft, ticket_id in zip(drafts, ids, strict=True):
-        draft.ticket.id = ticket_id
-        make_transient_to_detached(draft.ticket)
-        session.add(draft.ticket)
     # A new report's events say nothing to its customers yet (dispatch.tickets.record_event would publish nothing).
     connection.execute(_EVENTS, [
         dict(ticket_id=d.ticket.id, at=d.ticket.created_at, status=d.ticket.status, kind=kind, note=note, source=source)
