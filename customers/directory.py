@@ -242,7 +242,7 @@ def load_network(session: Session, feeder: str | None = None) -> Network | None:
     """The network (of one feeder, when given) with customer counts per transformer; None when none is known.
 
     Read at most once a minute per database and feeder (every fault report asks); imports clear the cache."""
-    key = (str(session.get_bind().url), feeder)
+    key = (str(session.get_bind().engine.url), feeder)
     cached = _network_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < NETWORK_CACHE_SECONDS:
         return cached[1]

@@ -60,7 +60,7 @@ def repair_minutes(session: Session, kind: str, area_type: str, settings: Custom
 
     The history is read at most once a minute per database and kind (a plan touches hundreds of tickets)."""
     settings = settings or get_customer_settings()
-    key = (str(session.get_bind().url), kind)
+    key = (str(session.get_bind().engine.url), kind)
     cached = _history_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < HISTORY_CACHE_SECONDS:
         durations = cached[1]

@@ -24,9 +24,11 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from core.errors import DomainError
@@ -42,6 +44,9 @@ WRITERS = 4
 # A writer thread ends after this long without reports (the next report starts one again). It needs no stopping:
 # a server that shuts down waits for its requests, and they for their batches.
 IDLE_SECONDS = 30.0
+# A writer keeps its database connection between batches while reports keep coming, and gives it back to the
+# pool after this long without any.
+KEEP_CONNECTION_SECONDS = 1.0
 SINGLE_TRIES = 3  # a report written alone runs again after a lost race (deadlock, serialization failure)
 # Called with the size of every batch written (api/metrics.py counts them: gridcrew_intake_batch_size).
 BATCH_OBSERVERS: list[Callable[[int], None]] = []
@@ -85,30 +90,41 @@ class IntakeQueue:
         return future
 
     def _run(self) -> None:
-        while True:
-            with self._ready:
-                if not self._items:
-                    self._ready.wait(self.idle_seconds)
-                if not self._items:
-                    self._running -= 1
-                    return
-                batch, self._items = self._items[:self.max_batch], self._items[self.max_batch:]
-            self._write(batch)
+        writer = _Connection(self.engine)
+        try:
+            while True:
+                with self._ready:
+                    if not self._items:
+                        self._ready.wait(KEEP_CONNECTION_SECONDS)
+                    batch, self._items = self._items[:self.max_batch], self._items[self.max_batch:]
+                if batch:
+                    self._write(batch, writer)
+                    continue
+                writer.close()  # a quiet moment: the connection goes back to the pool
+                with self._ready:
+                    if not self._items:
+                        self._ready.wait(self.idle_seconds)
+                    if not self._items:
+                        self._running -= 1
+                        return
+        finally:
+            writer.close()
 
-    def _write(self, batch: list[_Item]) -> None:
+    def _write(self, batch: list[_Item], writer: _Connection) -> None:
         for observe in BATCH_OBSERVERS:
             observe(len(batch))
         if len(batch) == 1:
-            self._write_alone(batch[0], batch[0].draft)
+            self._write_alone(batch[0], batch[0].draft, writer)
             return
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
+            with writer.session() as session:
                 outcomes = write_tickets(session, [i.draft for i in batch])
         except Exception as error:  # noqa: BLE001 - nothing of the batch was written: one by one, then
+            writer.close()  # (a fresh connection for what follows: the fault may have been the connection's)
             log.info("intake batch of %d failed (%s): writing its reports one by one", len(batch),
                      type(error).__name__)
             for item in batch:
-                self._write_alone(item, item.draft.again())
+                self._write_alone(item, item.draft.again(), writer)
             return
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, IntakeResult):
@@ -116,14 +132,43 @@ class IntakeQueue:
             else:
                 item.future.set_exception(outcome)
 
-    def _write_alone(self, item: _Item, draft: Draft) -> None:
+    def _write_alone(self, item: _Item, draft: Draft, writer: _Connection) -> None:
         for attempt in range(SINGLE_TRIES):
             try:
-                with Session(self.engine, expire_on_commit=False) as session:
+                with writer.session() as session:
                     item.future.set_result(write_ticket(session, draft if attempt == 0 else draft.again()))
                 return
             except Exception as error:  # noqa: BLE001 - the caller answers it (a DomainError is the caller's input)
-                if attempt + 1 < SINGLE_TRIES and lost_a_race(error):
+                writer.close()
+                if attempt + 1 < SINGLE_TRIES and (lost_a_race(error) or _connection_lost(error)):
                     continue
                 item.future.set_exception(error)
                 return
+
+
+def _connection_lost(error: BaseException) -> bool:
+    """The database connection broke (a restart, a network fault): nothing was written; a new one may do."""
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+class _Connection:
+    """A writer thread's own database connection, kept between its batches: taking one from the pool for every
+    batch costs a round trip (the pool checks the connection first) and some CPU of the one writer. After a
+    failure it is closed, and the next batch opens a fresh one."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Connection | None = None
+
+    def session(self) -> Session:
+        if self._connection is None or self._connection.invalidated or self._connection.closed:
+            self.close()
+            self._connection = self.engine.connect()
+        return Session(self._connection, expire_on_commit=False)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with suppress(Exception):  # a broken connection is being let go of: nothing to save
+                self._connection.close()
+            self._connection = None
+

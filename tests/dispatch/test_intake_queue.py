@@ -8,6 +8,7 @@ import time
 from concurrent.futures import Future
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -107,3 +108,23 @@ def test_a_batch_that_loses_a_race_on_a_request_id_is_written_again_one_by_one(
     assert all(a.created for i, a in enumerate(answers) if i != 3)
     with Session(db) as session:
         assert len(session.exec(select(Ticket)).all()) == 6
+
+
+def test_a_writer_whose_connection_broke_writes_the_next_report_on_a_new_one(
+        db: Engine, intake_context: IntakeContext) -> None:
+    # A writer keeps its connection between batches (no pool check before each); a connection lost meanwhile
+    # (a database restart) must cost the next report nothing.
+    if db.dialect.name != "postgresql":
+        pytest.skip("the connection is killed by PostgreSQL's pg_terminate_backend")
+    queue = IntakeQueue(db, intake_context)
+    assert queue.submit(report(1), "app").result(timeout=60).created
+    with db.connect() as connection:  # every other connection of this test's engine, the writer's among them
+        killed = connection.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = current_setting('application_name') AND pid <> pg_backend_pid()")).scalar()
+    assert killed
+    second = queue.submit(report(2), "app").result(timeout=60)
+    assert second.created
+    with Session(db) as session:
+        assert len(session.exec(select(Ticket)).all()) == 2
+
