@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, or_, text
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
@@ -438,9 +439,25 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
                 joined = lead
         session.add(member)
     session.add(lead)
+    write_alike(session, incident, grouped)
     log.info("incident %s: %d reports, %s, %d customers", incident.id, len(grouped), outage.cause,
              incident.customers_affected)
     return joined
+
+
+INCIDENT_COLUMNS = ("status", "cause", "center_lat", "center_lng", "customers_affected")
+GROUPED_COLUMNS = ("incident_id", "customers_affected", "priority")
+
+
+def write_alike(session: Session, incident: Incident, grouped: list[Ticket]) -> None:
+    """Have every incident and grouped report that changed written with the same columns, whichever of them
+    changed: the flush then updates each table with one statement for all of them (the session's unit of work
+    makes one per combination of changed columns: half a dozen a batch). What did not change stays unwritten
+    (and out of the change log)."""
+    for row, names in [(incident, INCIDENT_COLUMNS), *((t, GROUPED_COLUMNS) for t in grouped)]:
+        if session.is_modified(row, include_collections=False):
+            for name in names:
+                flag_modified(row, name)
 
 
 def _tickets(session: Session, ids: list[int]) -> list[Ticket]:
