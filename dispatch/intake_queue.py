@@ -33,7 +33,7 @@ from sqlmodel import Session
 
 from core.errors import DomainError
 from dispatch.intake import Draft, IntakeContext, IntakeResult, NewTicket, draft_ticket, write_ticket, write_tickets
-from dispatch.locks import lost_a_race
+from dispatch.locks import all_or_nothing, lost_a_race, row_was_busy
 
 log = logging.getLogger(__name__)
 
@@ -116,11 +116,20 @@ class IntakeQueue:
         if len(batch) == 1:
             self._write_alone(batch[0], batch[0].draft, writer)
             return
+        drafts = [i.draft for i in batch]
         try:
-            with writer.session() as session:
-                outcomes = write_tickets(session, [i.draft for i in batch])
+            try:
+                with writer.session() as session:
+                    all_or_nothing(session)  # no savepoints: a busy row fails the batch ...
+                    outcomes = write_tickets(session, drafts)
+            except Exception as error:
+                if not row_was_busy(error):
+                    raise
+                log.debug("a row intake's batch of %d wanted was busy: writing it again, politely", len(batch))
+                drafts = [d.again() for d in drafts]
+                with writer.session() as session:  # ... and it is written again, waiting its turn for the row
+                    outcomes = write_tickets(session, drafts)
         except Exception as error:  # noqa: BLE001 - nothing of the batch was written: one by one, then
-            writer.close()  # (a fresh connection for what follows: the fault may have been the connection's)
             log.info("intake batch of %d failed (%s): writing its reports one by one", len(batch),
                      type(error).__name__)
             for item in batch:
@@ -139,7 +148,6 @@ class IntakeQueue:
                     item.future.set_result(write_ticket(session, draft if attempt == 0 else draft.again()))
                 return
             except Exception as error:  # noqa: BLE001 - the caller answers it (a DomainError is the caller's input)
-                writer.close()
                 if attempt + 1 < SINGLE_TRIES and (lost_a_race(error) or _connection_lost(error)):
                     continue
                 item.future.set_exception(error)
@@ -153,8 +161,8 @@ def _connection_lost(error: BaseException) -> bool:
 
 class _Connection:
     """A writer thread's own database connection, kept between its batches: taking one from the pool for every
-    batch costs a round trip (the pool checks the connection first) and some CPU of the one writer. After a
-    failure it is closed, and the next batch opens a fresh one."""
+    batch costs a round trip (the pool checks the connection first) and some CPU of the one writer. One that
+    broke (SQLAlchemy invalidates it) is replaced at the next batch."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

@@ -61,6 +61,7 @@ POLITE_LOCK_MS = 200  # well under deadlock_timeout (1 s by default)
 POLITE_STATEMENT_MS = 700
 POLITE_TRIES = 50  # then wait like anyone else (up to some 12 s of trying)
 HELD_KEY = "gridcrew.locked_tickets"
+ALL_OR_NOTHING_KEY = "gridcrew.all_or_nothing"
 TIMEOUTS_KEY = "gridcrew.own_timeouts"
 
 
@@ -127,6 +128,9 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
     generators = sorted({int(g) for g in generator_ids if g is not None})
     if not (ids or generators):
         return  # all of them held already in this transaction (intake marking several reports duplicate)
+    if session.info.get(ALL_OR_NOTHING_KEY):  # a busy row fails the transaction, which its caller runs again
+        _hold(session, held, _lock_in_order(session, ids, generators, nowait=True))
+        return
     for attempt in range(POLITE_TRIES):
         try:
             with session.begin_nested():
@@ -146,6 +150,19 @@ def lock_rows(session: Session, ticket_ids: Iterable[int], generator_ids: Iterab
             time.sleep(random.uniform(0.01, 0.05))  # noqa: S311 - jitter (short: back in the queue soon)
     log.info("rows of %d tickets still busy after %d tries: waiting for them", len(ids), POLITE_TRIES)
     _hold(session, held, _lock_in_order(session, ids, generators))
+
+
+def all_or_nothing(session: Session) -> None:
+    """Mark `session` as one whose caller runs a transaction again, politely, when a row it locks is busy (intake's
+    batches: rows are seldom busy, and a savepoint costs two statements and some CPU of the one writer). Its
+    `lock_rows` takes the rows without a savepoint, with NOWAIT, and a busy row fails the transaction
+    (`row_was_busy`)."""
+    session.info[ALL_OR_NOTHING_KEY] = True
+
+
+def row_was_busy(error: BaseException) -> bool:
+    """A row that `lock_rows` wanted was locked by another transaction (see `all_or_nothing`)."""
+    return isinstance(error, OperationalError) and getattr(error.orig, "sqlstate", None) in BUSY_SQLSTATES
 
 
 def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:

@@ -3,6 +3,7 @@ answer, after the COMMIT; a report that fails does not take the others down."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import Future
@@ -16,6 +17,7 @@ from core.errors import DomainError
 from dispatch import intake_queue
 from dispatch.intake import IntakeContext, IntakeResult, NewTicket
 from dispatch.intake_queue import IntakeQueue
+from dispatch.locks import lock_rows
 from dispatch.models import Ticket
 
 
@@ -127,4 +129,29 @@ def test_a_writer_whose_connection_broke_writes_the_next_report_on_a_new_one(
     assert second.created
     with Session(db) as session:
         assert len(session.exec(select(Ticket)).all()) == 2
+
+
+def test_a_batch_that_finds_a_row_busy_waits_its_turn_and_groups_its_reports_as_usual(
+        db: Engine, intake_context: IntakeContext, caplog: pytest.LogCaptureFixture) -> None:
+    # A batch locks the rows its reports will likely be grouped with without a savepoint (NOWAIT): when one is
+    # busy the batch fails as a whole and is written again, waiting for the row, in one transaction as before.
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: intake takes no row locks there")
+    queue = IntakeQueue(db, intake_context)
+    first = queue.submit(report(0, lat=30.55, lng=114.25, client_request_id="first"), "app").result(timeout=60)
+    nearby = [report(i, lat=30.55 + i * 0.002, lng=114.25) for i in range(1, 4)]  # 220 m apart: one outage
+    caplog.set_level(logging.DEBUG, logger="dispatch.intake_queue")
+    with Session(db) as holder:
+        lock_rows(holder, [first.ticket.id or 0])  # e.g. a crew's device writing the first report right now
+        with queue._ready:  # (the condition's lock is reentrant: the three are queued before the writer looks)
+            futures = [queue.submit(r, "app") for r in nearby]
+        time.sleep(0.5)
+        assert not any(f.done() for f in futures)  # waiting for the row
+        holder.commit()
+    answers = [f.result(timeout=60) for f in futures]
+    assert all(a.created for a in answers)
+    with Session(db) as session:
+        tickets = [session.get_one(Ticket, t.ticket.id) for t in [first, *answers]]
+        assert len({t.incident_id for t in tickets}) == 1 and tickets[0].incident_id is not None
+    assert "writing it again, politely" in caplog.text and "one by one" not in caplog.text
 
