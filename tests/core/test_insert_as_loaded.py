@@ -1,0 +1,48 @@
+"""Rows inserted outside the unit of work (intake's hot path): stored as given, in order, and then part of the
+session as if it had loaded them, so that later changes are flushed as updates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from core.db import insert_as_loaded
+from dispatch.models import Incident, Ticket
+
+
+def tickets() -> list[Ticket]:
+    beijing = timezone(timedelta(hours=8))
+    return [Ticket(kind="FAULT_REPAIR", channel="APP", priority="HIGH", summary="电线落地，很危险", area_type="URBAN",
+                   lat=30.612345678901, lng=114.3, required_skills=["lineman", "hv"], preferred_channels=["SMS"],
+                   needs_generator=True, critical_load_kw=12.5, contact_phone="+8613800000000",
+                   created_at=datetime(2026, 12, 5, 20, 1, 2, 345678, tzinfo=beijing)),
+            Ticket(kind="INQUIRY", channel="WEB", priority="LOW", summary='"quoted", \\ and\nnewline',
+                   area_type="RURAL", required_skills=[], preferred_channels=[],
+                   created_at=datetime(2026, 12, 5, 12, 0, tzinfo=UTC)),
+            Ticket(kind="EMERGENCY", channel="HOTLINE", priority="CRITICAL", summary="fire", area_type="REMOTE")]
+
+
+def test_rows_are_stored_as_given_in_their_order(db: Engine) -> None:
+    given = tickets()
+    expected = [{c: getattr(t, c) for c in Ticket.model_fields if c != "id"} for t in given]
+    with Session(db, expire_on_commit=False) as session:
+        insert_as_loaded(session, given)
+        session.commit()
+    assert [t.id for t in given] == sorted(t.id for t in given)
+    with Session(db) as session:
+        stored = [session.get_one(Ticket, t.id) for t in given]
+        assert [{c: getattr(t, c) for c in Ticket.model_fields if c != "id"} for t in stored] == expected
+        assert stored[0].created_at == datetime(2026, 12, 5, 12, 1, 2, 345678, tzinfo=UTC)
+
+
+def test_rows_inserted_are_then_updated_by_the_session_like_loaded_ones(db: Engine) -> None:
+    with Session(db, expire_on_commit=False) as session:
+        incident = Incident()
+        insert_as_loaded(session, [incident])
+        assert incident.id is not None and not session.new and not session.is_modified(incident)
+        incident.customers_affected = 42
+        session.commit()
+    with Session(db) as session:
+        assert session.exec(select(Incident.customers_affected).where(Incident.id == incident.id)).one() == 42
