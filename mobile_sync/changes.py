@@ -73,7 +73,8 @@ def _iso(value: datetime | None) -> str | None:
 
 def _changed(obj: Any, names: tuple[str, ...]) -> list[str]:
     state = inspect(obj)
-    return [n for n in names if state.attrs[n].history.has_changes()]
+    # (an attribute set since the flush has its old value kept in committed_state: only those need a history)
+    return [n for n in names if n in state.committed_state and state.attrs[n].history.has_changes()]
 
 
 def _chain(session: Session) -> list[Any]:
