@@ -116,19 +116,8 @@ class IntakeQueue:
         if len(batch) == 1:
             self._write_alone(batch[0], batch[0].draft, writer)
             return
-        drafts = [i.draft for i in batch]
         try:
-            try:
-                with writer.session() as session:
-                    all_or_nothing(session)  # no savepoints: a busy row fails the batch ...
-                    outcomes = write_tickets(session, drafts)
-            except Exception as error:
-                if not row_was_busy(error):
-                    raise
-                log.debug("a row intake's batch of %d wanted was busy: writing it again, politely", len(batch))
-                drafts = [d.again() for d in drafts]
-                with writer.session() as session:  # ... and it is written again, waiting its turn for the row
-                    outcomes = write_tickets(session, drafts)
+            outcomes = _write_together([i.draft for i in batch], writer)
         except Exception as error:  # noqa: BLE001 - nothing of the batch was written: one by one, then
             log.info("intake batch of %d failed (%s): writing its reports one by one", len(batch),
                      type(error).__name__)
@@ -152,6 +141,21 @@ class IntakeQueue:
                     continue
                 item.future.set_exception(error)
                 return
+
+
+def _write_together(drafts: list[Draft], writer: _Connection) -> list[IntakeResult | DomainError]:
+    """A batch in one transaction. It locks its rows without savepoints (`all_or_nothing`): when one is busy the
+    batch fails, and it is written again at once, waiting its turn for the row like any other writer."""
+    try:
+        with writer.session() as session:
+            all_or_nothing(session)
+            return write_tickets(session, drafts)
+    except Exception as error:
+        if not row_was_busy(error):
+            raise
+    log.debug("a row intake's batch of %d wanted was busy: writing it again, politely", len(drafts))
+    with writer.session() as session:
+        return write_tickets(session, [d.again() for d in drafts])
 
 
 def _connection_lost(error: BaseException) -> bool:
@@ -179,4 +183,3 @@ class _Connection:
             with suppress(Exception):  # a broken connection is being let go of: nothing to save
                 self._connection.close()
             self._connection = None
-

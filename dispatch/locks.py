@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -243,26 +243,28 @@ def _set_timeouts(session: Session, lock_timeout: str, statement_timeout: str) -
 def _locking(what: str, nowait: bool) -> Select[Any]:
     """The locking statements of `_lock_in_order`, built once (building a statement anew costs about as much
     as running it): `what` names the rows, `nowait` makes a busy row fail the statement at once (55P03)."""
-    lock = {"key_share": True, "nowait": nowait}
-    statements: dict[str, Callable[[], Select[Any]]] = {
-        # The incidents of the tickets, looked up by the statement that locks them.
-        "incidents of tickets": lambda: select(Incident).where(col(Incident.id).in_(
-            select(Ticket.incident_id).where(col(Ticket.id).in_(id_list("tickets"))))),
-        "incidents": lambda: select(Incident).where(col(Incident.id).in_(id_list("incidents"))),
-        # The tickets, with every ticket of the incidents just locked (their siblings).
-        "tickets": lambda: select(Ticket).where(col(Ticket.id).in_(id_list("tickets"))),
-        "tickets and siblings": lambda: select(Ticket).where(
-            col(Ticket.id).in_(id_list("tickets")) | col(Ticket.incident_id).in_(id_list("incidents"))),
-        "assignments": lambda: select(Assignment.id, Assignment.ticket_id, Assignment.crew_id).where(
-            col(Assignment.ticket_id).in_(id_list("tickets")), col(Assignment.active).is_(True)),
-        "publications": lambda: select(TicketPublication.ticket_id).where(
-            col(TicketPublication.ticket_id).in_(id_list("tickets"))),
-        "generators": lambda: select(MobileGenerator.id).where(col(MobileGenerator.id).in_(id_list("generators"))),
-    }
-    order = {"incidents of tickets": Incident.id, "incidents": Incident.id, "tickets": Ticket.id,
-             "tickets and siblings": Ticket.id, "assignments": Assignment.id,
-             "publications": TicketPublication.ticket_id, "generators": MobileGenerator.id}
-    statement = statements[what]().order_by(col(order[what])).with_for_update(**lock)
+    tickets = col(Ticket.id).in_(id_list("tickets"))
+    match what:
+        case "incidents of tickets":  # looked up by the statement that locks them
+            statement = select(Incident).where(col(Incident.id).in_(select(Ticket.incident_id).where(tickets)))
+        case "incidents":
+            statement = select(Incident).where(col(Incident.id).in_(id_list("incidents")))
+        case "tickets":
+            statement = select(Ticket).where(tickets)
+        case "tickets and siblings":  # with every ticket of the incidents just locked
+            statement = select(Ticket).where(tickets | col(Ticket.incident_id).in_(id_list("incidents")))
+        case "assignments":
+            statement = select(Assignment.id, Assignment.ticket_id, Assignment.crew_id).where(
+                col(Assignment.ticket_id).in_(id_list("tickets")), col(Assignment.active).is_(True))
+        case "publications":
+            statement = select(TicketPublication.ticket_id).where(
+                col(TicketPublication.ticket_id).in_(id_list("tickets")))
+        case "generators":
+            statement = select(MobileGenerator.id).where(col(MobileGenerator.id).in_(id_list("generators")))
+        case _:
+            raise ValueError(f"no locking statement for {what!r}")
+    first = statement.selected_columns[0]  # the id: every lock is taken in the order of its table's ids
+    statement = statement.order_by(first).with_for_update(key_share=True, nowait=nowait)
     if what.startswith(("incidents", "tickets")):  # read afresh into the session: what was read before may be old
         statement = statement.execution_options(populate_existing=True)
     return statement
