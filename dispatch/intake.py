@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.clock import utcnow
-from core.db import id_list, insert_as_loaded
+from core.db import id_list, insert_as_loaded, new_row
 from core.errors import DomainError, ErrorCode, Problems
 from dispatch.enums import AreaType, Channel, Priority, TicketKind, TicketStatus
 from dispatch.models import Ticket, TicketEvent
@@ -154,7 +154,7 @@ class Draft:
     ticket: Ticket = field(init=False)
 
     def __post_init__(self) -> None:
-        self.ticket = Ticket(**self.fields)
+        self.ticket = new_row(Ticket, self.fields)
 
     def again(self) -> Draft:
         """The same draft with a ticket object of its own: for another try at writing it (a failed

@@ -1,5 +1,6 @@
-"""Rows inserted outside the unit of work (intake's hot path): stored as given, in order, and then part of the
-session as if it had loaded them, so that later changes are flushed as updates."""
+"""Rows on intake's hot path: built without SQLModel's field-by-field set-up (the same row as the model's own
+constructor builds), and inserted outside the unit of work (stored as given, in order, and then part of the
+session as if it had loaded them, so that later changes are flushed as updates)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from core.db import insert_as_loaded
+from core.db import insert_as_loaded, new_row
 from dispatch.models import Incident, Ticket
 
 
@@ -46,3 +47,28 @@ def test_rows_inserted_are_then_updated_by_the_session_like_loaded_ones(db: Engi
         session.commit()
     with Session(db) as session:
         assert session.exec(select(Incident.customers_affected).where(Incident.id == incident.id)).one() == 42
+
+
+def test_a_row_built_directly_is_the_row_the_model_builds() -> None:
+    values = {k: v for k, v in tickets()[0].__dict__.items() if not k.startswith("_")}
+    built, direct = Ticket(**values), new_row(Ticket, values)
+    assert direct.__dict__.keys() == built.__dict__.keys()
+    assert direct.model_dump() == built.model_dump()
+    assert direct.__pydantic_fields_set__ == built.__pydantic_fields_set__
+    defaults, direct_defaults = Incident(), new_row(Incident, {})
+    assert direct_defaults.model_dump(exclude={"created_at"}) == defaults.model_dump(exclude={"created_at"})
+    assert direct.required_skills is not new_row(Ticket, {}).required_skills  # (a list per row, not shared)
+
+
+def test_a_row_built_directly_is_saved_like_any_other(db: Engine) -> None:
+    values = {k: v for k, v in tickets()[1].__dict__.items() if not k.startswith("_")}
+    with Session(db, expire_on_commit=False) as session:
+        row = new_row(Ticket, values)
+        session.add(row)
+        session.commit()
+        row.priority = "HIGH"
+        session.commit()
+    with Session(db) as session:
+        stored = session.get_one(Ticket, row.id)
+        assert (stored.summary, stored.priority, stored.version) == (values["summary"], "HIGH", 1)
+
