@@ -83,7 +83,8 @@ def id_list(name: str) -> BindParameter[Any]:
 def new_row(model: type[R], values: dict[str, Any]) -> R:
     """The unsaved row `model(**values)` builds, for values that are already checked (intake's drafts): without
     SQLModel's field-by-field set-up through the ORM's instrumentation, which costs some 40 times as much (a
-    quarter of a millisecond for a ticket, on every report). Unnamed fields get their defaults."""
+    quarter of a millisecond for a ticket, on every report). Unnamed fields get their defaults (our tables give
+    mutable ones by `default_factory`, so no two rows share one)."""
     manager, defaults, factories = _construction(model)
     if not manager.mapper.configured:  # (what the constructor does first: attributes work once mappers are set up)
         configure_mappers()
