@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -137,7 +138,11 @@ class Replanner:
                     _observe(region, "retried")
                     time.sleep(random.uniform(0.05, 0.5))  # noqa: S311 - jitter, not security
                     continue
-                log.exception("background re-optimisation of %s failed", region)
+                if isinstance(error, BrokenProcessPool):  # its solver processes died: killed (a server stopping
+                    # with its process group) or out of memory. Nothing was committed; a traceback would say no more.
+                    log.warning("background re-optimisation of %s failed: its solver processes ended", region)
+                else:
+                    log.exception("background re-optimisation of %s failed", region)
                 outcome = "failed"
             _observe(region, outcome)
             return outcome

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 from prometheus_client import REGISTRY
@@ -81,3 +82,18 @@ def test_other_failures_are_not_run_again(planner: Replanner, monkeypatch: pytes
 
     monkeypatch.setattr(replanner, "reoptimize_if_better", broken)
     assert planner.replan("north") == "failed" and calls == ["north"]
+
+
+def test_a_re_plan_whose_solver_processes_died_says_so_in_one_line(
+        planner: Replanner, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # What a server stopped with its process group logs: its solver processes get the signal first.
+    def killed(session: Session, region: str, time_limit_s: float) -> DispatchPlan | None:
+        raise BrokenProcessPool("A process in the process pool was terminated abruptly")
+
+    monkeypatch.setattr(replanner, "reoptimize_if_better", killed)
+    failed = counted("failed")
+    assert planner.replan("north") == "failed" and counted("failed") == failed + 1
+    [record] = [r for r in caplog.records if "re-optimisation" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "solver processes ended" in record.getMessage()
+
