@@ -248,6 +248,9 @@ class MqttBridge:
         self.client.disconnect()
 
 
+STOP_SECONDS = 5.0  # how long stop() waits for the relay and listener tasks to end
+
+
 class LiveUpdates:
     """The relay and fan-out of one process: `start()`/`stop()` from the app's lifespan."""
 
@@ -294,9 +297,16 @@ class LiveUpdates:
         self.started = False
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # Bounded: a task that swallows its cancellation (a client library's read, say) must not hold up the
+            # shutdown of the whole process; it is left behind with a warning.
+            done, pending = await asyncio.wait(self._tasks, timeout=STOP_SECONDS)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # (retrieved: an error of a stopping relay is no news)
+            if pending:
+                log.warning("live updates: %d task(s) did not stop within %.0f s; leaving them", len(pending),
+                            STOP_SECONDS)
         self._tasks.clear()
         if self._redis is not None:
             self._redis.close()
