@@ -55,7 +55,6 @@ class Batch:
     # ticket id -> the rows of `calls` in its region, window and box (or all its region's and window's, on a
     # feeder): what does not change while the batch goes on, sorted out once a report
     near: dict[int, list[Any]] = field(default_factory=dict)
-    scopes: list[IncidentScope] = field(default_factory=list)  # kept: the session holds them only weakly
 
 
 def process_reports(session: Session, tickets: list[Ticket], settings: CustomerSettings | None = None,
@@ -345,9 +344,6 @@ def _predicted_outage(session: Session, batch: Batch, ticket: Ticket, customer: 
     return outage
 
 
-_SCOPES = select(IncidentScope).where(col(IncidentScope.incident_id).in_(id_list("incidents")))
-
-
 def _lock_likely_groups(session: Session, batch: Batch, tickets: list[Ticket], customers: list[Customer | None],
                         settings: CustomerSettings) -> None:
     """Lock at once, in the lock order, the reports each fault report of the batch is likely to be grouped with
@@ -364,10 +360,7 @@ def _lock_likely_groups(session: Session, batch: Batch, tickets: list[Ticket], c
             outage = _predicted_outage(session, batch, ticket, customer, settings)
             likely.update(outage.call_ids if outage is not None else ())
     batch.waiting = waiting
-    lock_rows(session, sorted(likely))
-    incidents = sorted({t.incident_id for t in _tickets(session, sorted(likely)) if t.incident_id is not None})
-    if incidents:  # their scopes, read once and kept (group_into_incident asks for each)
-        batch.scopes = list(session.exec(_SCOPES, params={"incidents": incidents}))
+    lock_rows(session, sorted(likely))  # (with their incidents and the incidents' scopes)
 
 
 def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer: Customer | None,

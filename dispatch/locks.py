@@ -40,14 +40,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, text
+from sqlalchemy import Select, null, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 
 from core.db import id_list
 from crews.models import MobileGenerator
-from customers.models import TicketPublication
+from customers.models import IncidentScope, TicketPublication
 from dispatch.models import Assignment, Incident, Ticket
 from mobile_sync.changes import note_crews
 
@@ -178,12 +178,14 @@ def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
 
 @dataclass
 class _Rows:
-    """Rows locked through `lock_rows`, as read under the lock: tickets and incidents (kept here so they stay
-    in the session's identity map, which holds objects only weakly: whoever locked them reads them from there,
-    `session.get`, rather than again from the database), and the crews of the tickets' active assignments."""
+    """Rows locked through `lock_rows`, as read under the lock: tickets, and incidents with their scopes (kept
+    here so they stay in the session's identity map, which holds objects only weakly: whoever locked them reads
+    them from there, `session.get`, rather than again from the database), and the crews of the tickets' active
+    assignments."""
 
     tickets: dict[int, Ticket] = field(default_factory=dict)
     incidents: dict[int, Incident] = field(default_factory=dict)
+    scopes: dict[int, IncidentScope | None] = field(default_factory=dict)  # of the incidents (None: it has none)
     crews: dict[int, set[int]] = field(default_factory=dict)
 
 
@@ -199,6 +201,7 @@ def _held_rows(session: Session) -> _Rows:
 def _hold(session: Session, held: _Rows, locked: _Rows) -> None:
     held.tickets.update(locked.tickets)
     held.incidents.update(locked.incidents)
+    held.scopes.update(locked.scopes)
     held.crews.update(locked.crews)
     for ticket_id, active in locked.crews.items():  # the change log needs not read them again
         note_crews(session, ticket_id, active)
@@ -246,28 +249,48 @@ def _locking(what: str, nowait: bool) -> Select[Any]:
     tickets = col(Ticket.id).in_(id_list("tickets"))
     match what:
         case "incidents of tickets":  # looked up by the statement that locks them
-            statement = select(Incident).where(col(Incident.id).in_(select(Ticket.incident_id).where(tickets)))
+            statement = _with_scope(col(Incident.id).in_(select(Ticket.incident_id).where(tickets)))
         case "incidents":
-            statement = select(Incident).where(col(Incident.id).in_(id_list("incidents")))
+            statement = _with_scope(col(Incident.id).in_(id_list("incidents")))
         case "tickets":
             statement = select(Ticket).where(tickets)
         case "tickets and siblings":  # with every ticket of the incidents just locked
             statement = select(Ticket).where(tickets | col(Ticket.incident_id).in_(id_list("incidents")))
-        case "assignments":
-            statement = select(Assignment.id, Assignment.ticket_id, Assignment.crew_id).where(
-                col(Assignment.ticket_id).in_(id_list("tickets")), col(Assignment.active).is_(True))
-        case "publications":
-            statement = select(TicketPublication.ticket_id).where(
-                col(TicketPublication.ticket_id).in_(id_list("tickets")))
+        case "assignments and publications":
+            return _assignments_and_publications(nowait)
         case "generators":
             statement = select(MobileGenerator.id).where(col(MobileGenerator.id).in_(id_list("generators")))
         case _:
             raise ValueError(f"no locking statement for {what!r}")
     first = statement.selected_columns[0]  # the id: every lock is taken in the order of its table's ids
-    statement = statement.order_by(first).with_for_update(key_share=True, nowait=nowait)
+    locked = Incident if what.startswith("incidents") else None  # (not the scope read with it)
+    statement = statement.order_by(first).with_for_update(key_share=True, nowait=nowait, of=locked)
     if what.startswith(("incidents", "tickets")):  # read afresh into the session: what was read before may be old
         statement = statement.execution_options(populate_existing=True)
     return statement
+
+
+def _with_scope(where: Any) -> Select[Any]:
+    """Incidents with their scope (lead ticket, network device), read in the same statement: whoever locks an
+    incident is about to write it, and its scope with it (customers.incidents, customers.updates)."""
+    return select(Incident, IncidentScope).outerjoin(
+        IncidentScope, col(IncidentScope.incident_id) == Incident.id).where(where)  # type: ignore[arg-type]
+
+
+def _assignments_and_publications(nowait: bool) -> Select[Any]:
+    """Lock the active assignments of `tickets`, then what customers were told of them, in one statement (a
+    round trip less for every lock_rows): (ticket id, crew id) of each assignment, then (ticket id, None) of each
+    publication. The two locking sub-queries run in that order, each in the order of its table's ids."""
+    def locked(statement: Select[Any], name: str) -> Any:
+        first = statement.selected_columns[0]
+        return statement.order_by(first).with_for_update(key_share=True, nowait=nowait).cte(name)
+
+    assignments = locked(select(Assignment.id, Assignment.ticket_id, Assignment.crew_id).where(
+        col(Assignment.ticket_id).in_(id_list("tickets")), col(Assignment.active).is_(True)), "assignments")
+    publications = locked(select(TicketPublication.ticket_id).where(
+        col(TicketPublication.ticket_id).in_(id_list("tickets"))), "publications")
+    return select(assignments.c.ticket_id, assignments.c.crew_id).union_all(
+        select(publications.c.ticket_id, null()))  # type: ignore[return-value]
 
 
 def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], nowait: bool = False) -> _Rows:
@@ -287,8 +310,9 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], n
         else:
             break  # generators only
         new = []
-        for incident in rows.all():
+        for incident, scope in rows.all():
             locked.incidents[incident.id or 0] = incident
+            locked.scopes[incident.id or 0] = scope
             new.append(incident.id)
         incidents.update(new)
         untried = [i for i in ids if i not in tried]
@@ -303,9 +327,10 @@ def _lock_in_order(session: Session, ids: list[int], generator_ids: list[int], n
         ids = sorted(set(ids) | set(todo))
         if todo:
             locked.crews.update({t: set() for t in todo})
-            for _id, ticket_id, crew_id in session.exec(_locking("assignments", nowait), params={"tickets": todo}):
-                locked.crews[ticket_id].add(crew_id)
-            session.exec(_locking("publications", nowait), params={"tickets": todo}).all()
+            for ticket_id, crew_id in session.exec(_locking("assignments and publications", nowait),
+                                                   params={"tickets": todo}):
+                if crew_id is not None:
+                    locked.crews[ticket_id].add(crew_id)
         tried.update(untried, todo)
     if generator_ids:
         session.exec(_locking("generators", nowait), params={"generators": generator_ids}).all()

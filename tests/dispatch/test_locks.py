@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from core.clock import utcnow
 from crews.roster import NewCrew, create_crew
@@ -39,6 +39,40 @@ def test_locked_tickets_and_their_crews_are_read_once_per_transaction(
         assert again == []  # read from the session, and held already: no statement at all
         session.rollback()
         assert crews_when_locked(session, [held_id]) is None  # a new transaction holds nothing yet
+
+
+def test_a_ticket_is_locked_with_its_active_assignments_and_what_its_customers_were_told(
+        db: Engine, intake_context: IntakeContext) -> None:
+    # One statement locks both (assignments, then publications): another writer finds each of those rows busy.
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: lock_rows takes no row locks there")
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from customers.models import TicketPublication
+    from dispatch.models import Assignment
+
+    now = utcnow()
+    with Session(db, expire_on_commit=False) as session:
+        crew = create_crew(session, NewCrew(name="Crew 1", skills=["lv_overhead"], home_lat=30.6, home_lng=114.3,
+                                            shift_start=now - timedelta(hours=1), shift_end=now + timedelta(hours=8)))
+        ticket = create_ticket(session, intake_context, NewTicket(
+            kind="FAULT_REPAIR", channel="HOTLINE", summary="No power", lat=30.6, lng=114.3), "dispatcher").ticket
+        assign_ticket(session, AssignRequest(ticket_id=ticket.id or 0, crew_id=crew.id or 0), "dispatcher")
+        if session.get(TicketPublication, ticket.id) is None:
+            session.add(TicketPublication(ticket_id=ticket.id or 0, status="ASSIGNED"))
+        session.commit()
+        assignment = session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).one()
+    with Session(db) as session:
+        lock_rows(session, [ticket.id or 0])
+        assert crews_when_locked(session, [ticket.id or 0]) == {ticket.id: {crew.id}}
+        with db.connect() as other:
+            for table, column, key in [("assignment", "id", assignment.id), ("ticket_publication", "ticket_id",
+                                                                                ticket.id)]:
+                with pytest.raises(OperationalError, match="could not obtain lock"):
+                    other.execute(text(f"SELECT 1 FROM {table} WHERE {column} = :k FOR UPDATE NOWAIT"), {"k": key})
+                other.rollback()
+        session.rollback()
 
 
 def test_a_replan_turn_with_the_database_away_is_taken_so_the_replan_itself_reports_it() -> None:
