@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from alembic.config import Config
 from pydantic_core import PydanticUndefined
-from sqlalchemy import BindParameter, Column, Insert, Table, TextClause, bindparam, event, insert, text
+from sqlalchemy import BindParameter, Insert, Table, TextClause, bindparam, event, insert, select, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.orm.instrumentation import manager_of_class
@@ -104,43 +104,67 @@ def _construction(model: type[SQLModel]) -> tuple[Any, dict[str, Any], dict[str,
     return manager_of_class(model), defaults, factories  # type: ignore[return-value]
 
 
-def insert_as_loaded(session: Session, rows: Sequence[SQLModel]) -> None:
+def insert_as_loaded(session: Session, rows: Sequence[R], unless_present: str | None = None) -> list[R]:
     """Insert new rows of one table (with an `id` key the database gives) in one statement, outside the session's
     unit of work, and make them part of the session as if it had loaded them: what is changed on them later is
     flushed as an update. For hot paths (intake): a unit-of-work flush costs several times the statement. Whatever
-    listens to flushes (the change log) does not hear of these rows."""
+    listens to flushes (the change log) does not hear of these rows.
+
+    With `unless_present` (a column with a unique constraint), a row whose value there is stored already is left
+    out, as is one that a concurrent transaction is storing (PostgreSQL waits for it to end). Returns the rows
+    inserted, in their order."""
     if not rows:
-        return
+        return []
     table = type(rows[0]).__table__  # type: ignore[attr-defined]
-    statement, columns = _insert_returning_id(table)
-    values = [{column.name: getattr(row, column.key) for column in columns} for row in rows]
     connection = session.connection()
+    present: set[Any] = set()
     if connection.dialect.name == "postgresql":
         # The rows as one JSON parameter: one statement text whatever their number, which psycopg and PostgreSQL
         # parse and plan once (a VALUES list is a new statement for every number of rows), and encoding them is
         # cheaper than binding each value. Inserted in order, so their ids ascend in it.
-        encoded = json.dumps(values, default=_json)
-        ids = sorted(connection.execute(_insert_from_json(table), {"rows": encoded}).scalars())
-    else:
-        ids = connection.execute(statement, values).scalars().all()
-    for row, row_id in zip(rows, ids, strict=True):
+        encoded = json.dumps([_values(table, row) for row in rows], default=_json)
+        returned = connection.execute(_insert_from_json(table, unless_present), {"rows": encoded}).all()
+        if unless_present:
+            stored = {key for _id, key in returned}
+            present = {key for row in rows if (key := getattr(row, unless_present)) is not None} - stored
+        ids = sorted(row_id for row_id, *_key in returned)
+    else:  # SQLite: one writer at a time, so what is present now stays so until the insert
+        if unless_present:
+            keys = [key for row in rows if (key := getattr(row, unless_present)) is not None]
+            column = table.c[unless_present]
+            present = set(connection.execute(select(column).where(column.in_(keys))).scalars()) if keys else set()
+        statement = _insert_returning_id(table)
+        ids = connection.execute(statement, [_values(table, row) for row in rows if not _present(
+            row, unless_present, present)]).scalars().all() if len(present) < len(rows) else []
+    inserted = [row for row in rows if not _present(row, unless_present, present)]
+    for row, row_id in zip(inserted, ids, strict=True):
         row.id = row_id  # type: ignore[attr-defined]
         make_transient_to_detached(row)
         session.add(row)
+    return inserted
+
+
+def _present(row: SQLModel, column: str | None, present: set[Any]) -> bool:
+    return column is not None and getattr(row, column) in present
+
+
+def _values(table: Table, row: SQLModel) -> dict[str, Any]:
+    return {column.name: getattr(row, column.key) for column in table.columns if column.key != "id"}
 
 
 @lru_cache
-def _insert_returning_id(table: Table) -> tuple[Insert, list[Column[Any]]]:
-    columns = [c for c in table.columns if c.key != "id"]
-    return insert(table).returning(table.c.id, sort_by_parameter_order=True), columns
+def _insert_returning_id(table: Table) -> Insert:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 @lru_cache
-def _insert_from_json(table: Table) -> TextClause:
+def _insert_from_json(table: Table, unless_present: str | None) -> TextClause:
     names = ", ".join(c.name for c in table.columns if c.key != "id")
     picked = ", ".join(f"r.{c.name}" for c in table.columns if c.key != "id")
+    skip = f" ON CONFLICT ({unless_present}) DO NOTHING RETURNING id, {unless_present}" if unless_present \
+        else " RETURNING id"
     return text(f"INSERT INTO {table.name} ({names}) SELECT {picked} FROM json_populate_recordset("  # noqa: S608
-                f"NULL::{table.name}, CAST(:rows AS json)) WITH ORDINALITY AS r ORDER BY r.ordinality RETURNING id")
+                f"NULL::{table.name}, CAST(:rows AS json)) WITH ORDINALITY AS r ORDER BY r.ordinality{skip}")
 
 
 def _json(value: object) -> str:

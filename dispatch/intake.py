@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from core.clock import utcnow
-from core.db import id_list, insert_as_loaded, new_row
+from core.db import insert_as_loaded, new_row
 from core.errors import DomainError, ErrorCode, Problems
 from dispatch.enums import AreaType, Channel, Priority, TicketKind, TicketStatus
 from dispatch.models import Ticket, TicketEvent
@@ -199,64 +199,72 @@ def create_tickets(session: Session, context: IntakeContext, reports: Sequence[t
     return write_tickets(session, drafts)
 
 
-_KNOWN_REQUESTS = select(Ticket.client_request_id, Ticket.id).where(col(Ticket.client_request_id).in_(id_list("ids")))
-
-
 def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> list[IntakeResult | DomainError]:
     """Store many drafted reports in one transaction, in their order, and commit: what intake does with the
     reports that arrive together (dispatch/intake_queue.py). Each gets its own answer: its ticket, or (passed
     through) the DomainError of a report that could not be drafted.
 
     Each report is analysed as if the ones before it had come alone and first (duplicates, incidents). A
-    `client_request_id` seen before (or earlier in the batch) answers the first ticket. Raises IntegrityError when
-    a concurrent transaction stored one of the request ids first (or, for a lone report, any transaction did:
-    write_ticket answers that one); nothing of the batch is written then.
+    `client_request_id` seen before (or earlier in the batch) answers the first ticket: the insert leaves out a
+    report whose request id is stored already, or being stored by a concurrent transaction (it waits for that
+    one), and the stored ticket is read for it.
     """
     outcomes: list[IntakeResult | DomainError | None] = [d if isinstance(d, DomainError) else None for d in drafts]
     good = [(index, d) for index, d in enumerate(drafts) if isinstance(d, Draft)]
-    # A batch looks its request ids up first (one replay would otherwise fail the whole batch on the unique
-    # index); a lone report tries the insert first, which saves the common case the look-up (write_ticket).
-    request_ids = sorted({d.report.client_request_id for _i, d in good if d.report.client_request_id})
-    seen = session.exec(_KNOWN_REQUESTS, params={"ids": request_ids}).all() if request_ids and len(drafts) > 1 else []
-    known = {request_id: session.get_one(Ticket, ticket_id) for request_id, ticket_id in seen}  # (seldom any)
+    first: dict[str, Draft] = {}  # request id -> the batch's first report with it
     new: list[tuple[int, Draft]] = []
     for index, draft in good:
         request_id = draft.report.client_request_id
-        if request_id is not None and request_id in known:
-            outcomes[index] = IntakeResult(known[request_id], created=False)
-            continue
+        if request_id is not None and request_id in first:
+            continue  # a repeat within this batch answers the first one's ticket (below)
         if request_id is not None:
-            known[request_id] = draft.ticket  # a repeat later in this batch answers this one
+            first[request_id] = draft
         new.append((index, draft))
-    if new:
-        tickets = [d.ticket for _i, d in new]
-        _insert(session, [d for _i, d in new])
+    stored = {id(d) for d in _insert(session, [d for _i, d in new])}
+    known: dict[str, Ticket] = {}
+    for index, draft in new:
+        if id(draft) in stored:
+            outcomes[index] = IntakeResult(draft.ticket, created=True, warnings=draft.warnings)
+        else:  # its request id was stored before (seldom: a client's retry)
+            request_id = draft.report.client_request_id or ""
+            existing = find_by_request_id(session, request_id)
+            if existing is None:  # (tickets are never deleted)
+                raise LookupError(f"the ticket of request {request_id!r} was present and is not")
+            known[request_id] = existing
+            outcomes[index] = IntakeResult(existing, created=False)
+    if stored:
         from customers.incidents import process_reports  # customer link, duplicates, incidents (issue 7)
 
-        process_reports(session, tickets)
-        for index, draft in new:
-            outcomes[index] = IntakeResult(draft.ticket, created=True, warnings=draft.warnings)
+        process_reports(session, [d.ticket for _i, d in new if id(d) in stored])
     for index, draft in good:  # repeats of a request id within the batch
         if outcomes[index] is None:
-            outcomes[index] = IntakeResult(known[draft.report.client_request_id or ""], created=False)
+            request_id = draft.report.client_request_id or ""
+            outcomes[index] = IntakeResult(known.get(request_id) or first[request_id].ticket, created=False)
     for outcome in outcomes:  # (read in this session: the caller's answer needs no query of its own)
         if isinstance(outcome, IntakeResult) and outcome.ticket.duplicate_of_id is not None:
             outcome.duplicate_of = session.get(Ticket, outcome.ticket.duplicate_of_id)
     session.commit()
     for _index, draft in new:
-        ticket = draft.ticket
-        log.info("ticket created", extra={"ticket": ticket.number, "kind": ticket.kind, "priority": ticket.priority})
+        if id(draft) in stored:
+            ticket = draft.ticket
+            log.info("ticket created", extra={"ticket": ticket.number, "kind": ticket.kind,
+                                              "priority": ticket.priority})
     return [o for o in outcomes if o is not None]
 
 
 _EVENTS = insert(TicketEvent.__table__)  # type: ignore[attr-defined]
 
 
-def _insert(session: Session, drafts: list[Draft]) -> None:
+def _insert(session: Session, drafts: list[Draft]) -> list[Draft]:
     """Insert the drafts' tickets and their first events with a statement each, not through the session's unit
     of work (which costs intake's one writer about twice the CPU for the same rows); what the trouble-call
-    analysis changes on the tickets next is flushed as an update. The change log is told of them."""
-    insert_as_loaded(session, [d.ticket for d in drafts])
+    analysis changes on the tickets next is flushed as an update. The change log is told of them. A draft whose
+    request id is stored already is left out; returns the drafts inserted."""
+    tickets = insert_as_loaded(session, [d.ticket for d in drafts], unless_present="client_request_id")
+    inserted = {id(t) for t in tickets}
+    drafts = [d for d in drafts if id(d.ticket) in inserted]
+    if not drafts:
+        return []
     connection = session.connection()
     # A new report's events say nothing to its customers yet (dispatch.tickets.record_event would publish nothing).
     connection.execute(_EVENTS, [
@@ -265,6 +273,7 @@ def _insert(session: Session, drafts: list[Draft]) -> None:
             ("STATUS", f"reported via {d.report.channel}; priority {d.ticket.priority} ({d.why})", d.source),
             *(("WARNING", warning, "system") for warning in d.warnings)]])
     note_new_tickets(session, [d.ticket for d in drafts])
+    return drafts
 
 
 def draft_ticket(context: IntakeContext, report: NewTicket, source: str) -> Draft:

@@ -108,9 +108,12 @@ def test_each_report_of_a_batch_gets_its_own_answer(session: Session, intake_con
     assert isinstance(other, IntakeResult) and other.created and other.ticket.priority == "EMERGENCY"
     assert len(session.exec(select(Ticket)).all()) == 2
     # A later batch with the same clientRequestId answers the stored ticket too, and so does a lone retry.
-    later, _ = create_tickets(session, intake_context, [(good, "sms"), (NewTicket(
+    later, later_again, inquiry = create_tickets(session, intake_context, [(good, "sms"), (good, "sms"), (NewTicket(
         kind="INQUIRY", channel="SMS", summary="还要等多久"), "sms")])
-    assert isinstance(later, IntakeResult) and not later.created and later.ticket.id == first.ticket.id
+    for answer in (later, later_again):
+        assert isinstance(answer, IntakeResult) and not answer.created and answer.ticket.id == first.ticket.id
+    assert isinstance(inquiry, IntakeResult) and inquiry.created
+    assert len(session.exec(select(Ticket)).all()) == 3
     alone = create_ticket(session, intake_context, good, "sms")
     assert not alone.created and alone.ticket.id == first.ticket.id
 
