@@ -72,3 +72,21 @@ def test_a_row_built_directly_is_saved_like_any_other(db: Engine) -> None:
         stored = session.get_one(Ticket, row.id)
         assert (stored.summary, stored.priority, stored.version) == (values["summary"], "HIGH", 1)
 
+
+
+def test_rows_whose_unique_value_is_stored_already_are_left_out(db: Engine) -> None:
+    with Session(db, expire_on_commit=False) as session:
+        earlier = tickets()[1]
+        earlier.client_request_id = "app-2"
+        insert_as_loaded(session, [earlier])
+        session.commit()
+        given = tickets()
+        for i, ticket in enumerate(given):
+            ticket.client_request_id = f"app-{i + 1}" if i < 2 else None  # app-2 is stored; the third has none
+        inserted = insert_as_loaded(session, given, unless_present="client_request_id")
+        session.commit()
+    assert inserted == [given[0], given[2]]
+    assert given[0].id is not None and given[2].id is not None and given[1].id is None
+    with Session(db) as session:
+        stored = session.exec(select(Ticket.client_request_id, Ticket.summary).order_by(Ticket.id)).all()
+    assert stored == [("app-2", '"quoted", \\ and\nnewline'), ("app-1", "电线落地，很危险"), (None, "fire")]
