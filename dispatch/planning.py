@@ -638,13 +638,13 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     data = read_planning_input(session, ticket.region, now, only_routed_and=ticket.id)
     new = next((t for t in data.tickets if t.id == str(ticket.id)), None)
     if new is None or not data.crews:
-        return None
+        return _let_go(session)
     others = preempt([t for t in data.tickets if t.id != new.id])
     plan = insert_ticket(current_routes(session, data), data.crews, others, data.generators, new,
                          settings or OptimizerSettings())
     placed = next((a for a in plan.assignments if a.ticket_id == new.id), None)
     if placed is None:
-        return None
+        return _let_go(session)
     # Only the routes of the receiving crew (and of its assisting crews, for a multi-crew job) change: rewrite
     # their planned times and sequence. An assisting crew's row takes the times of the job's lead.
     positions = _route_positions(plan)
@@ -688,6 +688,13 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     session.commit()
     return assignment
 
+
+
+def _let_go(session: Session) -> None:
+    """End a fast insertion that placed nothing: it wrote nothing, but holds the region's plan lock and the
+    ticket's row, which plan commits, other emergencies and intake wait for; the request's session would end it
+    only after the answer is sent. (A commit: the objects stay as read, for the answer.)"""
+    session.commit()
 
 
 URGENT_PRIORITIES = frozenset({"EMERGENCY", "CRITICAL"})

@@ -158,6 +158,24 @@ def test_an_emergency_gets_a_crew_at_once_without_moving_work_in_progress(
     assert first_of_west is not None and first_of_west.ticket_id == busy.id
 
 
+def test_an_emergency_no_crew_can_take_lets_go_of_the_plan_lock_and_its_row_at_once(
+        db: Engine, session: Session, intake_context: IntakeContext) -> None:
+    # Nobody on shift: the fast insertion places nothing, and must not keep plan commits, other emergencies and
+    # intake waiting on what it locked until the request's session is closed after the answer.
+    fire = ticket(session, intake_context, (30.60, 114.30), summary="电线起火冒烟")
+    assert dispatch_urgent(session, fire) is None
+    assert not session.in_transaction()
+    assert fire.number and fire.status == "NEW"  # (still readable for the answer, without a query)
+    if db.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with db.connect() as other:
+            assert other.execute(text("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || :key))"),
+                                 {"key": f":gridcrew-plan:{fire.region}"}).scalar()
+            other.execute(text("SELECT id FROM ticket WHERE id = :t FOR UPDATE NOWAIT"), {"t": fire.id})
+            other.rollback()
+
+
 def test_background_reoptimisation_commits_only_a_better_plan(session: Session, intake_context: IntakeContext) -> None:
     west, east = crew(session, "West crew", WEST), crew(session, "East crew", EAST)
     a = ticket(session, intake_context, (30.601, 114.262))
