@@ -111,7 +111,8 @@ def test_a_batch_meeting_a_request_id_being_stored_elsewhere_answers_that_ticket
     assert all(a.created for i, a in enumerate(answers) if i != 3)
     with Session(db) as session:
         assert len(session.exec(select(Ticket)).all()) == 6
-    assert "one by one" not in caplog.text  # no batch failed for it
+    if db.dialect.name == "postgresql":  # (SQLite's batch looks first, then fails on the index: one by one)
+        assert "one by one" not in caplog.text  # no batch failed for it
 
 
 def test_a_writer_whose_connection_broke_writes_the_next_report_on_a_new_one(
