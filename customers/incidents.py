@@ -390,10 +390,10 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
         grouped = [t for t in grouped if t.incident_id is None]
         if len(grouped) < 2 or all(t is not ticket for t in grouped):
             return None
+    new_incident = incident is None
     if incident is None:
-        incident = Incident(created_at=ticket.created_at)
-        insert_as_loaded(session, [incident])  # (its id, without flushing all the batch has changed so far)
-        scope = IncidentScope(incident_id=incident.id or 0)  # (a new incident has none yet: no look-up)
+        incident = Incident(created_at=ticket.created_at)  # (inserted below, once its values are known)
+        scope = IncidentScope(incident_id=0)  # (a new incident has none yet: no look-up)
     else:
         scope = session.get(IncidentScope, incident.id) or IncidentScope(incident_id=incident.id or 0)
     crews = crews_when_locked(session, [t.id or 0 for t in grouped])
@@ -408,12 +408,15 @@ def group_into_incident(session: Session, batch: Batch, ticket: Ticket, customer
         incident.cause = outage.cause
         incident.center_lat, incident.center_lng = outage.lat, outage.lng
     scope.lead_ticket_id = lead.id
-    session.add(scope)
     affected = outage.customers_affected if outage.device is not None or len(grouped) == len(outage.call_ids) \
         else len(grouped)
     incident.customers_affected = max(incident.customers_affected, affected)
     if incident.status == "SUSPECTED" and len(grouped) >= settings.confirm_calls:
         incident.status = "CONFIRMED"
+    if new_incident:  # its id, without flushing all the batch has changed so far; written once, as it is now
+        insert_as_loaded(session, [incident])
+        scope.incident_id = incident.id or 0
+    session.add(scope)
     session.add(incident)
     # The lead carries the incident's weight: customers affected and priority drive dispatch.
     lead.customers_affected = max(lead.customers_affected, incident.customers_affected)
