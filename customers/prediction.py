@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from geo.points import Prepared, haversine_prepared, prepare
+from geo.points import EARTH_RADIUS_KM, Prepared, prepare, spread, spread_of_km
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,11 @@ def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list
     """Bounded single linkage: a call joins a group with a call within the radius and the time window, as long
     as the group stays within the maximum diameter; it bridges two such groups only if the merged group does
     too. A call that fits no group it touches starts a group of its own (the nearest group that fits wins)."""
-    diameter = thresholds.diameter_km
+    # Distances compared as `spread`s (geo.points), in the loops below that compare every pair of a storm's
+    # window. Two points are at least their difference in latitude apart: a group whose member lies further
+    # north or south than the diameter is too far without measuring.
+    diameter, radius = spread_of_km(thresholds.diameter_km), spread_of_km(thresholds.radius_km)
+    reach = thresholds.diameter_km / EARTH_RADIUS_KM
     # Each located call converted once: the loops below measure every pair of a storm's dense window.
     points = {c.id: prepare(c.lat, c.lng) for c in calls if c.lat is not None and c.lng is not None}
     groups: list[list[Call]] = []
@@ -177,11 +181,14 @@ def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list
                 there = points.get(other.id)
                 if there is None:
                     continue
-                distance = haversine_prepared(here, there)
+                if abs(there[0] - here[0]) > reach:
+                    fits = False
+                    break
+                distance = spread(here, there)
                 if distance > diameter:
                     fits = False
                     break
-                if distance <= thresholds.radius_km and abs(call.at - other.at) <= thresholds.window \
+                if distance <= radius and abs(call.at - other.at) <= thresholds.window \
                         and (nearest is None or distance < nearest):
                     nearest = distance
             if fits and nearest is not None:
@@ -200,10 +207,11 @@ def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list
     return [Outage(None, "AREA", [c.id for c in g], len({c.customer or c.id for c in g})) for g in groups]
 
 
-def _within(group: Sequence[Call], other: Sequence[Call], diameter_km: float, points: dict[int, Prepared]) -> bool:
-    """Whether every located call of `other` is within `diameter_km` of every located call of `group`."""
+def _within(group: Sequence[Call], other: Sequence[Call], diameter: float, points: dict[int, Prepared]) -> bool:
+    """Whether every located call of `other` is within the diameter (a `spread`) of every located call of
+    `group`."""
     located = [points[b.id] for b in other if b.id in points]
-    return all(haversine_prepared(points[a.id], b) <= diameter_km for a in group if a.id in points for b in located)
+    return all(spread(points[a.id], b) <= diameter for a in group if a.id in points for b in located)
 
 
 def outage_of(outages: Iterable[Outage], call_id: int) -> Outage | None:

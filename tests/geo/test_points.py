@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
-from geo.points import haversine_km, haversine_prepared, prepare
+from geo.points import EARTH_RADIUS_KM, haversine_km, haversine_prepared, prepare
 
 
 def test_a_degree_of_latitude_is_about_111_km() -> None:
@@ -20,3 +21,27 @@ def test_prepared_points_measure_what_haversine_measures() -> None:
         b = (a[0] + rng.uniform(-0.1, 0.1), a[1] + rng.uniform(-0.1, 0.1))
         assert haversine_prepared(prepare(*a), prepare(*b)) == pytest.approx(haversine_km(*a, *b), abs=1e-9)
     assert haversine_prepared(prepare(30.6, 114.3), prepare(30.6, 114.3)) == 0.0
+
+
+def test_two_points_are_at_least_their_difference_in_latitude_apart() -> None:
+    # Outage grouping skips measuring a pair whose latitudes alone put it too far apart (customers.prediction).
+    rng = random.Random(5)
+    for _ in range(20_000):
+        a = prepare(rng.uniform(-89, 89), rng.uniform(-180, 180))
+        b = prepare(rng.uniform(-89, 89), rng.uniform(-180, 180)) if rng.random() < 0.5 else \
+            prepare(math.degrees(a[0]) + rng.uniform(-0.05, 0.05), math.degrees(a[1]) + rng.uniform(-0.05, 0.05))
+        assert haversine_prepared(a, b) >= EARTH_RADIUS_KM * abs(a[0] - b[0]) * (1 - 1e-12)
+
+
+def test_a_spread_orders_pairs_as_their_distances_do() -> None:
+    # Loops that only compare distances compare spreads (no arc sine, no square root).
+    from geo.points import spread, spread_of_km
+
+    rng = random.Random(9)
+    for _ in range(20_000):
+        a = prepare(rng.uniform(-80, 80), rng.uniform(-180, 180))
+        b = prepare(math.degrees(a[0]) + rng.uniform(-0.1, 0.1), math.degrees(a[1]) + rng.uniform(-0.1, 0.1))
+        bound = rng.uniform(0.01, 12.0)
+        if abs(haversine_prepared(a, b) - bound) > 1e-9:  # (not on the bound itself, where rounding may differ)
+            assert (spread(a, b) <= spread_of_km(bound)) == (haversine_prepared(a, b) <= bound)
+    assert spread_of_km(0.0) == 0.0 and spread_of_km(EARTH_RADIUS_KM * math.pi * 2) == 1.0
