@@ -133,9 +133,8 @@ def insert_as_loaded(session: Session, rows: Sequence[R], unless_present: str | 
             keys = [key for row in rows if (key := getattr(row, unless_present)) is not None]
             column = table.c[unless_present]
             present = set(connection.execute(select(column).where(column.in_(keys))).scalars()) if keys else set()
-        statement = _insert_returning_id(table)
-        ids = connection.execute(statement, [_values(table, row) for row in rows if not _present(
-            row, unless_present, present)]).scalars().all() if len(present) < len(rows) else []
+        fresh = [_values(table, row) for row in rows if not _present(row, unless_present, present)]
+        ids = connection.execute(_insert_returning_id(table), fresh).scalars().all() if fresh else []
     inserted = [row for row in rows if not _present(row, unless_present, present)]
     for row, row_id in zip(inserted, ids, strict=True):
         row.id = row_id  # type: ignore[attr-defined]

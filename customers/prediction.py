@@ -161,12 +161,11 @@ def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list
     """Bounded single linkage: a call joins a group with a call within the radius and the time window, as long
     as the group stays within the maximum diameter; it bridges two such groups only if the merged group does
     too. A call that fits no group it touches starts a group of its own (the nearest group that fits wins)."""
-    # Distances compared as `spread`s (geo.points), in the loops below that compare every pair of a storm's
-    # window. Two points are at least their difference in latitude apart: a group whose member lies further
-    # north or south than the diameter is too far without measuring.
+    # The loops below compare every pair of a storm's dense window: each located call is converted once, and
+    # distances are compared as `spread`s (geo.points). Two points are at least their difference in latitude
+    # apart: a group whose member lies further north or south than the diameter is too far without measuring.
     diameter, radius = spread_of_km(thresholds.diameter_km), spread_of_km(thresholds.radius_km)
     reach = thresholds.diameter_km / EARTH_RADIUS_KM
-    # Each located call converted once: the loops below measure every pair of a storm's dense window.
     points = {c.id: prepare(c.lat, c.lng) for c in calls if c.lat is not None and c.lng is not None}
     groups: list[list[Call]] = []
     for call in sorted(calls, key=lambda c: (c.at, c.id)):

@@ -220,10 +220,11 @@ def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> li
         if request_id is not None:
             first[request_id] = draft
         new.append((index, draft))
-    stored = {id(d) for d in _insert(session, [d for _i, d in new])}
+    inserted = _insert(session, [d for _i, d in new])
+    created = {id(d) for d in inserted}
     known: dict[str, Ticket] = {}
     for index, draft in new:
-        if id(draft) in stored:
+        if id(draft) in created:
             outcomes[index] = IntakeResult(draft.ticket, created=True, warnings=draft.warnings)
         else:  # its request id was stored before (seldom: a client's retry)
             request_id = draft.report.client_request_id or ""
@@ -232,10 +233,10 @@ def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> li
                 raise LookupError(f"the ticket of request {request_id!r} was present and is not")
             known[request_id] = existing
             outcomes[index] = IntakeResult(existing, created=False)
-    if stored:
+    if inserted:
         from customers.incidents import process_reports  # customer link, duplicates, incidents (issue 7)
 
-        process_reports(session, [d.ticket for _i, d in new if id(d) in stored])
+        process_reports(session, [d.ticket for d in inserted])
     for index, draft in good:  # repeats of a request id within the batch
         if outcomes[index] is None:
             request_id = draft.report.client_request_id or ""
@@ -244,11 +245,9 @@ def write_tickets(session: Session, drafts: Sequence[Draft | DomainError]) -> li
         if isinstance(outcome, IntakeResult) and outcome.ticket.duplicate_of_id is not None:
             outcome.duplicate_of = session.get(Ticket, outcome.ticket.duplicate_of_id)
     session.commit()
-    for _index, draft in new:
-        if id(draft) in stored:
-            ticket = draft.ticket
-            log.info("ticket created", extra={"ticket": ticket.number, "kind": ticket.kind,
-                                              "priority": ticket.priority})
+    for draft in inserted:
+        ticket = draft.ticket
+        log.info("ticket created", extra={"ticket": ticket.number, "kind": ticket.kind, "priority": ticket.priority})
     return [o for o in outcomes if o is not None]
 
 

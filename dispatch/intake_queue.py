@@ -14,8 +14,9 @@ A report is validated, located and triaged (drafted) in the caller's thread, bef
 work needs no database, and the one writer's time is what bounds intake.
 
 Every caller still gets its own answer, and only after the COMMIT (a write is durable before we answer). When a
-batch fails as a whole (a concurrent transaction stored one of its clientRequestIds first, a lost race, a fault),
-nothing of it was written: its reports are written again one by one, each getting its own answer.
+batch fails as a whole (a lost race, a fault; on SQLite, a concurrent transaction that stored one of its
+clientRequestIds first), nothing of it was written: its reports are written again one by one, each getting its
+own answer.
 """
 
 from __future__ import annotations

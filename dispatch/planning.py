@@ -638,13 +638,15 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     data = read_planning_input(session, ticket.region, now, only_routed_and=ticket.id)
     new = next((t for t in data.tickets if t.id == str(ticket.id)), None)
     if new is None or not data.crews:
-        return _let_go(session)
+        _let_go(session)
+        return None
     others = preempt([t for t in data.tickets if t.id != new.id])
     plan = insert_ticket(current_routes(session, data), data.crews, others, data.generators, new,
                          settings or OptimizerSettings())
     placed = next((a for a in plan.assignments if a.ticket_id == new.id), None)
     if placed is None:
-        return _let_go(session)
+        _let_go(session)
+        return None
     # Only the routes of the receiving crew (and of its assisting crews, for a multi-crew job) change: rewrite
     # their planned times and sequence. An assisting crew's row takes the times of the job's lead.
     positions = _route_positions(plan)

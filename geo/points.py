@@ -54,21 +54,15 @@ Prepared = tuple[float, float, float]  # (latitude, longitude in radians, cosine
 
 
 def prepare(lat: float, lng: float) -> Prepared:
-    """A point ready for `haversine_prepared`: many distances from one point convert it once."""
+    """A point ready for `spread`: many comparisons of distances from one point convert it once."""
     phi = math.radians(lat)
     return phi, math.radians(lng), math.cos(phi)
 
 
-def haversine_prepared(a: Prepared, b: Prepared) -> float:
-    """`haversine_km` between prepared points (the pairwise loops of outage grouping)."""
-    h = math.sin((b[0] - a[0]) / 2.0) ** 2 + a[2] * b[2] * math.sin((b[1] - a[1]) / 2.0) ** 2
-    return 2.0 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, max(0.0, h))))
-
-
 def spread(a: Prepared, b: Prepared) -> float:
     """The haversine of the angle between prepared points: it grows with their distance, so loops that only
-    compare distances compare it with `spread_of_km` of the bound, skipping `haversine_prepared`'s arc sine and
-    square root (outage grouping measures every pair of a storm's window)."""
+    compare distances compare it with `spread_of_km` of the bound, without the arc sine and square root of the
+    distance itself (outage grouping compares every pair of a storm's window)."""
     return math.sin((b[0] - a[0]) / 2.0) ** 2 + a[2] * b[2] * math.sin((b[1] - a[1]) / 2.0) ** 2
 
 

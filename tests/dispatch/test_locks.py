@@ -17,10 +17,8 @@ from dispatch.planning import AssignRequest, assign_ticket
 from tests.conftest import statements_during
 
 
-def test_locked_tickets_and_their_crews_are_read_once_per_transaction(
-        db: Engine, intake_context: IntakeContext) -> None:
-    if db.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers: lock_rows takes no row locks there")
+def _crew_and_tickets(db: Engine, intake_context: IntakeContext) -> tuple[int, int, int]:
+    """A crew and two tickets, the first of them assigned to the crew: their ids."""
     now = utcnow()
     with Session(db, expire_on_commit=False) as session:
         crew = create_crew(session, NewCrew(name="Crew 1", skills=["lv_overhead"], home_lat=30.6, home_lng=114.3,
@@ -30,10 +28,17 @@ def test_locked_tickets_and_their_crews_are_read_once_per_transaction(
             "dispatcher").ticket for i in range(2))
         assign_ticket(session, AssignRequest(ticket_id=held.id or 0, crew_id=crew.id or 0), "dispatcher")
         session.commit()
-        held_id, free_id = held.id or 0, free.id or 0
+        return crew.id or 0, held.id or 0, free.id or 0
+
+
+def test_locked_tickets_and_their_crews_are_read_once_per_transaction(
+        db: Engine, intake_context: IntakeContext) -> None:
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers: lock_rows takes no row locks there")
+    crew_id, held_id, free_id = _crew_and_tickets(db, intake_context)
     with Session(db) as session:
         lock_rows(session, [held_id])
-        assert crews_when_locked(session, [held_id]) == {held_id: {crew.id}}
+        assert crews_when_locked(session, [held_id]) == {held_id: {crew_id}}
         assert crews_when_locked(session, [held_id, free_id]) is None  # the other one was not locked
         again = statements_during(db, lambda: (session.get(Ticket, held_id), lock_rows(session, [held_id])))
         assert again == []  # read from the session, and held already: no statement at all
@@ -52,23 +57,18 @@ def test_a_ticket_is_locked_with_its_active_assignments_and_what_its_customers_w
     from customers.models import TicketPublication
     from dispatch.models import Assignment
 
-    now = utcnow()
+    crew_id, ticket_id, _free = _crew_and_tickets(db, intake_context)
     with Session(db, expire_on_commit=False) as session:
-        crew = create_crew(session, NewCrew(name="Crew 1", skills=["lv_overhead"], home_lat=30.6, home_lng=114.3,
-                                            shift_start=now - timedelta(hours=1), shift_end=now + timedelta(hours=8)))
-        ticket = create_ticket(session, intake_context, NewTicket(
-            kind="FAULT_REPAIR", channel="HOTLINE", summary="No power", lat=30.6, lng=114.3), "dispatcher").ticket
-        assign_ticket(session, AssignRequest(ticket_id=ticket.id or 0, crew_id=crew.id or 0), "dispatcher")
-        if session.get(TicketPublication, ticket.id) is None:
-            session.add(TicketPublication(ticket_id=ticket.id or 0, status="ASSIGNED"))
+        if session.get(TicketPublication, ticket_id) is None:
+            session.add(TicketPublication(ticket_id=ticket_id, status="ASSIGNED"))
         session.commit()
-        assignment = session.exec(select(Assignment).where(Assignment.ticket_id == ticket.id)).one()
+        assignment = session.exec(select(Assignment).where(Assignment.ticket_id == ticket_id)).one()
     with Session(db) as session:
-        lock_rows(session, [ticket.id or 0])
-        assert crews_when_locked(session, [ticket.id or 0]) == {ticket.id: {crew.id}}
+        lock_rows(session, [ticket_id])
+        assert crews_when_locked(session, [ticket_id]) == {ticket_id: {crew_id}}
         with db.connect() as other:
-            for table, column, key in [("assignment", "id", assignment.id), ("ticket_publication", "ticket_id",
-                                                                                ticket.id)]:
+            for table, column, key in [("assignment", "id", assignment.id),
+                                       ("ticket_publication", "ticket_id", ticket_id)]:
                 with pytest.raises(OperationalError, match="could not obtain lock"):
                     other.execute(text(f"SELECT 1 FROM {table} WHERE {column} = :k FOR UPDATE NOWAIT"), {"k": key})
                 other.rollback()
