@@ -695,8 +695,10 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
 def _let_go(session: Session) -> None:
     """End a fast insertion that placed nothing: it wrote nothing, but holds the region's plan lock and the
     ticket's row, which plan commits, other emergencies and intake wait for; the request's session would end it
-    only after the answer is sent. (A commit: the objects stay as read, for the answer.)"""
-    session.commit()
+    only after the answer is sent. The session is closed, which rolls the transaction back (a commit would wait
+    for the disk: taking row locks writes them) and keeps its objects as read, for the answer (a rollback would
+    expire them)."""
+    session.close()
 
 
 URGENT_PRIORITIES = frozenset({"EMERGENCY", "CRITICAL"})
