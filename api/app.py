@@ -79,7 +79,8 @@ def build_services(settings: Settings, engine: Engine | None = None, background:
                         rate_limiter=RateLimiter(settings.public_rate_limit_per_minute, settings.redis_url),
                         revocations=Revocations(engine, settings.revocation_refresh_seconds),
                         intake_queue=IntakeQueue(engine, intake, max_batch=settings.intake_max_batch,
-                                                 writers=settings.intake_writers))
+                                                 writers=settings.intake_writers,
+                                                 linger_seconds=settings.intake_linger_ms / 1000))
     if background:  # supervision (督办), risk-level tasks, callbacks, hotspot keywords: started by the lifespan
         from quality.supervision import make_supervisor
 

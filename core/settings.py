@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # createTicket's group commit (dispatch/intake_queue.py): writer threads per process, reports per transaction.
     intake_writers: int = Field(default=4, ge=1, le=32)
     intake_max_batch: int = Field(default=8, ge=1, le=500)
+    # Right after a batch, how long a writer waits at most for as many more reports as that batch answered.
+    intake_linger_ms: float = Field(default=10.0, ge=0, le=1000)
     # Background re-plans of a region after emergencies (dispatch/replanner.py): at most one this often, whichever
     # process committed the last plan (each emergency already has its crew from the fast insertion).
     replan_min_interval_seconds: float = Field(default=60.0, ge=0)

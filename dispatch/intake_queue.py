@@ -5,10 +5,14 @@ Part of a report's cost is fixed per transaction (a connection, the idempotency 
 duplicate and incident analysis's reads, the change log's counter row, the COMMIT and its fsync); written
 together, the reports share it (dispatch.intake.create_tickets reads what the batch needs in a few set-based
 queries and locks the groups its reports are likely to join at once; writing a report's incident is still
-paid per report). A report waits for no timer: when a
-writer is free it takes whatever has arrived (up to MAX_BATCH), so a lone report is written at once, and under
-load the batches grow by themselves. Batches stay small because a batch holds the rows it locks (the incidents
-its reports join) until its COMMIT, and device pushes and plan commits wait for them.
+paid per report). When a writer is free it takes whatever has arrived (up to MAX_BATCH), so a lone report is
+written at once, and under load the batches grow by themselves. Batches stay small because a batch holds the rows
+it locks (the incidents its reports join) until its COMMIT, and device pushes and plan commits wait for them.
+
+Right after a batch, a writer waits a moment (at most LINGER_SECONDS) for as many more reports as that batch
+answered: their callers (a gateway, agents, a client reporting in a loop) tend to send their next ones at once.
+Without the wait, a writer that finds one report queued takes it alone, the others queue behind that batch, and
+the reports of a steady load split into two half-size batches that each pay the fixed cost.
 
 A report is validated, located and triaged (drafted) in the caller's thread, before it joins the queue: that
 work needs no database, and the one writer's time is what bounds intake.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import suppress
@@ -48,6 +53,7 @@ IDLE_SECONDS = 30.0
 # A writer keeps its database connection between batches while reports keep coming, and gives it back to the
 # pool after this long without any.
 KEEP_CONNECTION_SECONDS = 1.0
+LINGER_SECONDS = 0.010  # (INTAKE_LINGER_MS)
 SINGLE_TRIES = 3  # a report written alone runs again after a lost race (deadlock, serialization failure)
 # Called with the size of every batch written (api/metrics.py counts them: gridcrew_intake_batch_size).
 BATCH_OBSERVERS: list[Callable[[int], None]] = []
@@ -63,12 +69,14 @@ class IntakeQueue:
     """Writes submitted reports in batches; `submit` answers a future of the report's IntakeResult (or its error)."""
 
     def __init__(self, engine: Engine, context: IntakeContext, max_batch: int = MAX_BATCH,
-                 idle_seconds: float = IDLE_SECONDS, writers: int = WRITERS) -> None:
+                 idle_seconds: float = IDLE_SECONDS, writers: int = WRITERS,
+                 linger_seconds: float = LINGER_SECONDS) -> None:
         self.engine = engine
         self.context = context
         self.max_batch = max_batch
         self.idle_seconds = idle_seconds
         self.writers = writers
+        self.linger_seconds = linger_seconds
         self._items: list[_Item] = []
         self._ready = threading.Condition()
         self._running = 0  # writer threads
@@ -92,12 +100,16 @@ class IntakeQueue:
 
     def _run(self) -> None:
         writer = _Connection(self.engine)
+        answered = 0  # reports of the batch just written
         try:
             while True:
                 with self._ready:
+                    if answered:
+                        self._linger(min(self.max_batch, len(self._items) + answered))
                     if not self._items:
                         self._ready.wait(KEEP_CONNECTION_SECONDS)
                     batch, self._items = self._items[:self.max_batch], self._items[self.max_batch:]
+                answered = len(batch)
                 if batch:
                     self._write(batch, writer)
                     continue
@@ -110,6 +122,12 @@ class IntakeQueue:
                         return
         finally:
             writer.close()
+
+    def _linger(self, wanted: int) -> None:
+        """Wait (holding `_ready`) until `wanted` reports are queued, at most `linger_seconds`."""
+        deadline = time.monotonic() + self.linger_seconds
+        while len(self._items) < wanted and (left := deadline - time.monotonic()) > 0:
+            self._ready.wait(left)
 
     def _write(self, batch: list[_Item], writer: _Connection) -> None:
         for observe in BATCH_OBSERVERS:

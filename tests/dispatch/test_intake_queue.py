@@ -56,6 +56,34 @@ def test_every_caller_gets_its_own_stored_ticket(db: Engine, intake_context: Int
     assert sorted(stored) == sorted(f"app-{i}" for i in range(12))
 
 
+def test_callers_that_report_again_once_answered_are_written_together(
+        db: Engine, intake_context: IntakeContext) -> None:
+    # Four callers each send a report, wait for its answer, take a moment and send the next (a closed loop, like
+    # agents or a gateway). Right after a batch the writer waits for as many reports as it answered, so each
+    # batch holds one report of every caller, instead of the first to come back being written alone.
+    sizes: list[int] = []
+    intake_queue.BATCH_OBSERVERS.append(sizes.append)
+    try:
+        queue = IntakeQueue(db, intake_context, linger_seconds=2.0)  # (generous: a loaded machine is slow)
+        start = threading.Barrier(4)
+
+        def caller(c: int) -> None:
+            start.wait()
+            for r in range(5):
+                queue.submit(report(c * 10 + r), "app").result(timeout=60)
+                time.sleep(0.02)
+
+        threads = [threading.Thread(target=caller, args=(c,)) for c in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        intake_queue.BATCH_OBSERVERS.remove(sizes.append)
+    assert sum(sizes) == 20
+    assert sizes[1:-1] and all(size == 4 for size in sizes[1:-1])  # (the first and last depend on who was first)
+
+
 def test_a_retried_report_is_answered_with_the_first_ticket(db: Engine, intake_context: IntakeContext) -> None:
     queue = IntakeQueue(db, intake_context)
     first = queue.submit(report(1), "app").result(timeout=60)
