@@ -124,7 +124,7 @@ class IntakeQueue:
             writer.close()
 
     def _linger(self, wanted: int) -> None:
-        """Wait (holding `_ready`) until `wanted` reports are queued, at most `linger_seconds`."""
+        """Wait until `wanted` reports are queued, at most `linger_seconds` (called holding `_ready`)."""
         deadline = time.monotonic() + self.linger_seconds
         while len(self._items) < wanted and (left := deadline - time.monotonic()) > 0:
             self._ready.wait(left)
