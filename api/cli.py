@@ -3,6 +3,7 @@ simulate-crews."""
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -83,7 +84,12 @@ def worker_app() -> Any:
     from core.settings import get_settings
 
     configure_logging(get_settings().log_level)
-    return create_app()
+    app = create_app()
+    # What a started server holds (modules, the schema, the region, the engine) lives as long as it does; out of
+    # the collector's sight, a full collection walks only what requests left behind. It had walked ~230 000
+    # objects, 100-125 ms with every thread stopped, five times in a minute of storm intake.
+    gc.freeze()
+    return app
 
 
 @app.command("migrate")
