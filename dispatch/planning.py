@@ -623,6 +623,10 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     it later."""
     if ticket.lat is None:
         return None
+    now = now or utcnow()
+    if not _anyone_on_shift(session, ticket.region, now):
+        _let_go(session)  # nobody to send: the re-plan takes it once crews come on shift; nothing was locked
+        return None
     # The lock order of dispatch writes (dispatch/locks.py): the region's plan lock, then the ticket's row (with
     # its incident's). A dispatcher may have assigned it since it was read: look again (as assign_ticket).
     lock_region_plans(session, ticket.region)
@@ -692,12 +696,19 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
 
 
 
+def _anyone_on_shift(session: Session, region: str, now: datetime) -> bool:
+    """Whether a crew of `region` is on or coming on shift (the crews `read_planning_input` plans with): asked
+    before a fast insertion locks anything, so that with nobody to send it waits for no one's rows."""
+    return any(end is None or end > now for end in session.exec(select(Crew.shift_end).where(
+        Crew.region == region, col(Crew.unavailable).is_(False))))
+
+
 def _let_go(session: Session) -> None:
-    """End a fast insertion that placed nothing: it wrote nothing, but holds the region's plan lock and the
-    ticket's row, which plan commits, other emergencies and intake wait for; the request's session would end it
-    only after the answer is sent. The session is closed, which rolls the transaction back (a commit would wait
-    for the disk: taking row locks writes them) and keeps its objects as read, for the answer (a rollback would
-    expire them)."""
+    """End a fast insertion that placed nothing: it wrote nothing, but may hold the region's plan lock and the
+    ticket's row, which plan commits, other emergencies and intake wait for; the request's session would end its
+    transaction only after the answer is sent. The session is closed, which rolls the transaction back (a commit
+    would wait for the disk: taking row locks writes them) and keeps its objects as read, for the answer (a
+    rollback would expire them)."""
     session.close()
 
 

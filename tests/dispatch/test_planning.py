@@ -176,6 +176,30 @@ def test_an_emergency_no_crew_can_take_lets_go_of_the_plan_lock_and_its_row_at_o
             other.rollback()
 
 
+def test_an_emergency_with_nobody_on_shift_waits_for_no_lock(
+        db: Engine, session: Session, intake_context: IntakeContext) -> None:
+    # The intake writer's next batch may hold the new ticket's row (a report grouped with it): with nobody to
+    # send, the fast insertion must not wait for it.
+    now = utcnow()
+    create_crew(session, NewCrew(name="Night crew", skills=["lv_overhead"], home_lat=WEST[0], home_lng=WEST[1],
+                                 shift_start=now - timedelta(hours=9), shift_end=now - timedelta(hours=1)))
+    fire = ticket(session, intake_context, (30.60, 114.30), summary="电线起火冒烟")
+    if db.dialect.name != "postgresql":
+        assert dispatch_urgent(session, fire) is None and not session.in_transaction()
+        return
+    from sqlalchemy import text
+
+    with db.connect() as other:
+        other.execute(text("SELECT id FROM ticket WHERE id = :t FOR UPDATE"), {"t": fire.id})
+        session.execute(text("SET LOCAL lock_timeout = '2s'"))  # (a wait fails the test instead of hanging it)
+        try:
+            assert dispatch_urgent(session, fire) is None
+            assert not session.in_transaction()
+        finally:
+            session.rollback()
+        other.rollback()
+
+
 def test_background_reoptimisation_commits_only_a_better_plan(session: Session, intake_context: IntakeContext) -> None:
     west, east = crew(session, "West crew", WEST), crew(session, "East crew", EAST)
     a = ticket(session, intake_context, (30.601, 114.262))
