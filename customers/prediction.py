@@ -10,6 +10,7 @@ maximum incident diameter (a dense storm would otherwise chain a whole region in
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -104,15 +105,19 @@ def predict_outages(calls: Sequence[Call], network: Network | None = None,
                     thresholds: Thresholds | None = None) -> list[Outage]:
     """Group `calls` into predicted outages (each call in exactly one), largest first."""
     thresholds = thresholds or Thresholds()
-    on_network = [c for c in calls if network is not None and c.transformer in (network.kind if network else {})]
-    off_network = [c for c in calls if c not in on_network]
+    on_network = [c for c in calls if network is not None and c.transformer in network.kind]
+    climbing = {id(c) for c in on_network}
     outages = _climb(on_network, network, thresholds) if network is not None and on_network else []
-    outages += _by_distance_and_time(off_network, thresholds)
+    outages += _by_distance_and_time([c for c in calls if id(c) not in climbing], thresholds)
+    outage_of_call = {call_id: outage for outage in outages for call_id in outage.call_ids}
+    located: dict[int, list[Call]] = defaultdict(list)  # id(outage) -> its located calls, in the order given
+    for c in calls:
+        if c.lat is not None and c.lng is not None and (outage := outage_of_call.get(c.id)) is not None:
+            located[id(outage)].append(c)
     for outage in outages:
-        located = [c for c in calls if c.id in set(outage.call_ids) and c.lat is not None and c.lng is not None]
-        if located:
-            outage.lat = sum(c.lat for c in located) / len(located)  # type: ignore[misc]
-            outage.lng = sum(c.lng for c in located) / len(located)  # type: ignore[misc]
+        if (placed := located.get(id(outage))):
+            outage.lat = sum(c.lat for c in placed) / len(placed)  # type: ignore[misc]
+            outage.lng = sum(c.lng for c in placed) / len(placed)  # type: ignore[misc]
     return sorted(outages, key=lambda o: (-o.customers_affected, -len(o.call_ids), min(o.call_ids)))
 
 
@@ -161,56 +166,103 @@ def _by_distance_and_time(calls: Sequence[Call], thresholds: Thresholds) -> list
     """Bounded single linkage: a call joins a group with a call within the radius and the time window, as long
     as the group stays within the maximum diameter; it bridges two such groups only if the merged group does
     too. A call that fits no group it touches starts a group of its own (the nearest group that fits wins)."""
-    # The loops below compare every pair of a storm's dense window: each located call is converted once, and
-    # distances are compared as `spread`s (geo.points). Two points are at least their difference in latitude
-    # apart: a group whose member lies further north or south than the diameter is too far without measuring.
+    # The loops below compare every pair of a storm's dense window, so they work on plain lists: each located
+    # call `prepare`d once, times as whole microseconds, and distances compared as `spread`s (geo.points; written
+    # out in the innermost loop, where a call per pair would cost as much as the rest). Two points are at least
+    # their difference in latitude apart, and their difference in longitude times the smaller cosine of their
+    # latitudes: a group whose bounds lie further than the radius from a call cannot take it, and a member
+    # further north or south than the diameter is too far, without measuring.
+    order = sorted(calls, key=lambda c: (c.at, c.id))
+    if not order:
+        return []
     diameter, radius = spread_of_km(thresholds.diameter_km), spread_of_km(thresholds.radius_km)
     reach = thresholds.diameter_km / EARTH_RADIUS_KM
-    points = {c.id: prepare(c.lat, c.lng) for c in calls if c.lat is not None and c.lng is not None}
-    groups: list[list[Call]] = []
-    for call in sorted(calls, key=lambda c: (c.at, c.id)):
-        here = points.get(call.id)
+    window = thresholds.window // MICROSECOND
+    when = [(c.at - order[0].at) // MICROSECOND for c in order]
+    points = [prepare(c.lat, c.lng) if c.lat is not None and c.lng is not None else None for c in order]
+    lat_link, lng_link = _link_bounds(thresholds.radius_km, [p for p in points if p is not None])
+    sin = math.sin
+    groups: list[_Group] = []
+    for i, here in enumerate(points):
         if here is None:
-            groups.append([call])
+            groups.append(_Group([i]))
             continue
+        phi, lam, cos = here
+        t = when[i]
         touching: list[tuple[float, int]] = []  # (nearest linking distance, group index) of groups that fit
         for index, group in enumerate(groups):
+            if phi - group.hi_phi > lat_link or group.lo_phi - phi > lat_link or lam - group.hi_lam > lng_link \
+                    or group.lo_lam - lam > lng_link:
+                continue
             nearest, fits = None, True
-            for other in group:
-                there = points.get(other.id)
+            for j in group.members:
+                there = points[j]
                 if there is None:
                     continue
-                if abs(there[0] - here[0]) > reach:
+                d_phi = there[0] - phi
+                if d_phi > reach or -d_phi > reach:
                     fits = False
                     break
-                distance = spread(here, there)
+                distance = sin(d_phi / 2.0) ** 2 + cos * there[2] * sin((there[1] - lam) / 2.0) ** 2
                 if distance > diameter:
                     fits = False
                     break
-                if distance <= radius and abs(call.at - other.at) <= thresholds.window \
-                        and (nearest is None or distance < nearest):
+                if distance <= radius and -window <= when[j] - t <= window and (nearest is None or distance < nearest):
                     nearest = distance
             if fits and nearest is not None:
                 touching.append((nearest, index))
         if not touching:
-            groups.append([call])
+            groups.append(_Group([i], here))
             continue
         touching.sort()
         merged_ids = [touching[0][1]]
-        merged = list(groups[touching[0][1]]) + [call]
+        merged = groups[touching[0][1]].joined(_Group([i], here))
         for _distance, index in touching[1:]:
-            if _within(merged, groups[index], diameter, points):
+            other = groups[index]
+            if all(spread(a, b) <= diameter for a in merged.points(points) for b in other.points(points)):
                 merged_ids.append(index)
-                merged += groups[index]
-        groups = [g for i, g in enumerate(groups) if i not in merged_ids] + [merged]
-    return [Outage(None, "AREA", [c.id for c in g], len({c.customer or c.id for c in g})) for g in groups]
+                merged = merged.joined(other)
+        groups = [g for index, g in enumerate(groups) if index not in merged_ids] + [merged]
+    return [Outage(None, "AREA", [order[i].id for i in g.members],
+                   len({order[i].customer or order[i].id for i in g.members})) for g in groups]
 
 
-def _within(group: Sequence[Call], other: Sequence[Call], diameter: float, points: dict[int, Prepared]) -> bool:
-    """Whether every located call of `other` is within the diameter (a `spread`) of every located call of
-    `group`."""
-    located = [points[b.id] for b in other if b.id in points]
-    return all(spread(points[a.id], b) <= diameter for a in group if a.id in points for b in located)
+MICROSECOND = timedelta(microseconds=1)
+
+
+class _Group:
+    """Calls grouped so far (their places in the time order), and the latitudes and longitudes they span."""
+
+    __slots__ = ("members", "lo_phi", "hi_phi", "lo_lam", "hi_lam")
+
+    def __init__(self, members: list[int], point: Prepared | None = None) -> None:
+        self.members = members
+        # (a group of an unlocated call spans nothing: never near)
+        self.lo_phi, self.hi_phi = (point[0], point[0]) if point else (math.inf, -math.inf)
+        self.lo_lam, self.hi_lam = (point[1], point[1]) if point else (math.inf, -math.inf)
+
+    def joined(self, other: _Group) -> _Group:
+        both = _Group(self.members + other.members)
+        both.lo_phi, both.hi_phi = min(self.lo_phi, other.lo_phi), max(self.hi_phi, other.hi_phi)
+        both.lo_lam, both.hi_lam = min(self.lo_lam, other.lo_lam), max(self.hi_lam, other.hi_lam)
+        return both
+
+    def points(self, points: list[Prepared | None]) -> list[Prepared]:
+        return [p for i in self.members if (p := points[i]) is not None]
+
+
+def _link_bounds(radius_km: float, points: list[Prepared]) -> tuple[float, float]:
+    """How far apart in latitude and in longitude (radians) two of the points can be and still be within
+    `radius_km`: the haversine of their angle is at least that of their difference in latitude, and at least
+    that of their difference in longitude times the cosines of both latitudes (the smallest of the points'
+    cosines bounds it). Across the 180th meridian, longitudes bound nothing."""
+    angle = radius_km / EARTH_RADIUS_KM
+    least_cos = min((p[2] for p in points), default=1.0)
+    sine = math.sin(angle / 2.0) / max(least_cos, 1e-12)
+    lng_link = 2.0 * math.asin(sine) if sine < 1.0 else math.inf
+    if points and max(p[1] for p in points) - min(p[1] for p in points) > math.pi:
+        lng_link = math.inf
+    return angle * (1 + 1e-9), lng_link * (1 + 1e-9)  # (a little more: bounds round otherwise than a pair)
 
 
 def outage_of(outages: Iterable[Outage], call_id: int) -> Outage | None:

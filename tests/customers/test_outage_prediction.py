@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from customers.prediction import Call, Network, Thresholds, outage_of, predict_outages
 from geo.points import haversine_km
 
@@ -123,3 +125,47 @@ def test_the_maximum_diameter_defaults_to_three_radii() -> None:
     outages = predict_outages(line, None, Thresholds(radius_km=0.5))
     assert len(outages) >= 2
     assert all(width_km([c for c in line if c.id in o.call_ids]) <= 1.5 for o in outages)
+
+
+def plain_rule(calls: list[Call], t: Thresholds) -> list[list[int]]:
+    """Bounded single linkage as the rule says it, measuring every pair in km: the reference for the shortcuts
+    of the prediction (bounds, written-out spreads, times in microseconds)."""
+    groups: list[list[Call]] = []
+    for c in sorted(calls, key=lambda c: (c.at, c.id)):
+        touching = []
+        for index, group in enumerate(groups):
+            located = [o for o in group if o.lat is not None and c.lat is not None]
+            if any(haversine_km(c.lat, c.lng, o.lat, o.lng) > t.diameter_km for o in located):
+                continue
+            near = [haversine_km(c.lat, c.lng, o.lat, o.lng) for o in located
+                    if haversine_km(c.lat, c.lng, o.lat, o.lng) <= t.radius_km and abs(c.at - o.at) <= t.window]
+            if near:
+                touching.append((min(near), index))
+        touching.sort()
+        merged, taken = [c], []
+        for rank, (_d, index) in enumerate(touching):
+            if rank == 0 or width_km(merged + groups[index]) <= t.diameter_km:
+                merged, taken = merged + groups[index], [*taken, index]
+        groups = [g for i, g in enumerate(groups) if i not in taken] + [merged]
+    return sorted(sorted(c.id for c in g) for g in groups)
+
+
+@pytest.mark.parametrize("centre", [(30.6, 114.3), (69.5, 30.0), (-12.0, 179.99)],
+                         ids=["Wuhan", "the far north", "across the 180th meridian"])
+def test_outages_without_a_network_are_grouped_as_the_plain_rule_groups_them(centre: tuple[float, float]) -> None:
+    rng = random.Random(11)
+    bound = Thresholds(radius_km=0.8, max_diameter_km=2.4, window=timedelta(minutes=60))
+    for _storm in range(12):
+        calls: list[Call] = []
+        for i in range(1, rng.randrange(40, 160)):
+            if rng.random() < 0.05:
+                at = None  # not located
+            elif calls and rng.random() < 0.1 and calls[-1].lat is not None:
+                at = (calls[-1].lat, calls[-1].lng)  # the same place again (one address, two calls)
+            else:
+                lng = centre[1] + rng.uniform(-0.06, 0.06)
+                at = (centre[0] + rng.uniform(-0.03, 0.03), lng - 360 if lng > 180 else lng)
+            calls.append(Call(id=i, lat=at[0] if at else None, lng=at[1] if at else None, customer=f"p{i}",
+                              at=T0 + timedelta(minutes=rng.randrange(150))))
+        predicted = sorted(sorted(o.call_ids) for o in predict_outages(calls, None, bound))
+        assert predicted == plain_rule(calls, bound)
