@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from pathlib import Path
 
 from sqlmodel import Session, func, select
@@ -38,12 +39,15 @@ def test_schema_prints_sdl() -> None:
 
 def test_a_served_app_keeps_what_it_started_with_out_of_the_collectors_way() -> None:
     # A full garbage collection stops every thread; in the server it walks only what requests leave behind.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # (a worker configures logging for the process)
     gc.unfreeze()
     try:
         worker_app()
         assert gc.get_freeze_count() > 10_000  # the modules, the schema, the region, the engine
     finally:
         gc.unfreeze()
+        root.handlers[:], root.level = handlers, level
 
 
 def test_the_demo_region_loads_crews_generators_tickets_and_a_committed_plan(tmp_path: Path) -> None:
