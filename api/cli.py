@@ -87,7 +87,7 @@ def worker_app() -> Any:
     app = create_app()
     # What a started server holds (modules, the schema, the region, the engine) lives as long as it does; out of
     # the collector's sight, a full collection walks only what requests left behind. It had walked ~230 000
-    # objects, 100-125 ms with every thread stopped, five times in a minute of storm intake.
+    # objects, 100-125 ms with every thread stopped, five times in 25 s of the intake bench.
     gc.freeze()
     return app
 
