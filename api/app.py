@@ -19,6 +19,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+# Every session hook (customer updates, then the change log) is registered here, before a request or a
+# background thread commits: registered by a module's first import while another thread commits, they fail
+# that commit ("deque mutated during iteration": SQLAlchemy iterates the hooks as they are added).
+import customers.updates  # noqa: F401
+import mobile_sync.changes  # noqa: F401
 from api.auth import principal_from_header
 from api.context import RequestContext, Services
 from api.errors import format_error

@@ -60,6 +60,7 @@ def serve(
         migrate()
     typer.echo(f"gridcrew API on http://{host}:{port}/graphql ({workers} worker{'s' if workers > 1 else ''})")
     if notify:  # one sender thread in the serving process (the uvicorn supervisor when there are workers)
+        import api.app  # noqa: F401 - the session hooks, before the thread commits (see there)
         from core.db import get_engine
         from customers.delivery import NotificationWorker
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlmodel import Session, func, select
@@ -18,6 +20,7 @@ from demo.load import load_demo
 from dispatch.models import DispatchPlan, Ticket
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_token_prints_a_signed_token_for_the_role() -> None:
@@ -48,6 +51,15 @@ def test_a_served_app_keeps_what_it_started_with_out_of_the_collectors_way() -> 
     finally:
         gc.unfreeze()
         root.handlers[:], root.level = handlers, level
+
+
+def test_the_served_app_registers_every_session_hook_before_any_request() -> None:
+    # A hook registered by a module's first import while another thread commits fails that commit: the app's
+    # module registers them all as it is imported (checked in a fresh interpreter, where nothing else has).
+    check = ("import sys, api.app; "
+             "print(all(m in sys.modules for m in ('customers.updates', 'mobile_sync.changes')))")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "True"
 
 
 def test_the_demo_region_loads_crews_generators_tickets_and_a_committed_plan(tmp_path: Path) -> None:
