@@ -20,7 +20,8 @@ def fresh_database(url: str, drop_only: bool = False) -> None:
     admin.dispose()
 
 
-# autovacuum's defaults: a table is analyzed once this many rows, plus this share of its rows, changed since
+# autovacuum's defaults: a table is analyzed once more than this many rows, plus this share of its rows, changed
+# since its last analysis
 AUTO_ANALYZE_ROWS, AUTO_ANALYZE_SHARE = 50, 0.1
 
 
