@@ -695,7 +695,6 @@ def fast_insert(session: Session, ticket: Ticket, source: str = "system",
     return assignment
 
 
-
 def _anyone_on_shift(session: Session, region: str, now: datetime) -> bool:
     """Whether a crew of `region` is on or coming on shift (the crews `read_planning_input` plans with): asked
     before a fast insertion locks anything, so that with nobody to send it waits for no one's rows."""
